@@ -1,0 +1,262 @@
+"""Word and character error rate, written out so that they can be read (notebook 04).
+
+The course reports the same numbers as ``evaluate.load("wer")`` and ``evaluate.load("cer")``,
+which call jiwer: align each prediction with its reference by Levenshtein distance, count
+substitutions S, deletions D and insertions I, and divide by the number N of reference words
+(or characters), summed over the whole corpus: ``(S + D + I) / N``. Loading those metrics needs
+the Hugging Face hub, so this module computes them itself and :func:`load_metric` falls back to
+it offline. The tests check every number against jiwer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import EvalPrediction, Wav2Vec2Processor
+
+Op = tuple[str, str | None, str | None]
+"""One alignment column: ``(operation, reference token or None, hypothesis token or None)``."""
+
+
+@dataclass(frozen=True)
+class ErrorCounts:
+    """What an alignment found. WER is ``(substitutions + deletions + insertions) / reference_length``."""
+
+    substitutions: int
+    deletions: int
+    insertions: int
+    hits: int
+
+    @property
+    def reference_length(self) -> int:
+        """Every reference token is either hit, substituted or deleted; insertions are extra."""
+        return self.hits + self.substitutions + self.deletions
+
+
+def _shared_prefix_length(a: list[str], b: list[str]) -> int:
+    length = 0
+    for token_a, token_b in zip(a, b):
+        if token_a != token_b:
+            break
+        length += 1
+    return length
+
+
+def align(reference: list[str], hypothesis: list[str]) -> list[Op]:
+    """Line up two token sequences with as few edits as possible, as jiwer does.
+
+    Several alignments are often equally cheap ("a b" -> "b c" is two substitutions, or a
+    deletion plus an insertion), and they give different S, D and I. jiwer takes its alignment
+    from rapidfuzz, so this function makes rapidfuzz's choices: identical leading and trailing
+    tokens are matched first, and the walk back through the cost table prefers a deletion, then an
+    insertion when the cell to the left beats the diagonal one, then the diagonal step.
+    """
+    head = _shared_prefix_length(reference, hypothesis)
+    tail = _shared_prefix_length(reference[head:][::-1], hypothesis[head:][::-1])
+    ref = reference[head : len(reference) - tail]
+    hyp = hypothesis[head : len(hypothesis) - tail]
+
+    # cost[i][j]: fewest edits that turn ref[:i] into hyp[:j]; the first row and column are
+    # all insertions or all deletions.
+    cost = [[i + j if i == 0 or j == 0 else 0 for j in range(len(hyp) + 1)] for i in range(len(ref) + 1)]
+    for i in range(1, len(ref) + 1):
+        for j in range(1, len(hyp) + 1):
+            cost[i][j] = min(
+                cost[i - 1][j] + 1,  # delete ref[i-1]
+                cost[i][j - 1] + 1,  # insert hyp[j-1]
+                cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]),  # keep or substitute
+            )
+
+    ops: list[Op] = []
+    i, j = len(ref), len(hyp)
+    while i > 0 or j > 0:
+        if i > 0 and (j == 0 or cost[i][j] == cost[i - 1][j] + 1):
+            ops.append(("delete", ref[i - 1], None))
+            i -= 1
+        elif j > 0 and (i == 0 or cost[i - 1][j - 1] > cost[i][j - 1]):
+            ops.append(("insert", None, hyp[j - 1]))
+            j -= 1
+        else:
+            ops.append(("equal" if ref[i - 1] == hyp[j - 1] else "substitute", ref[i - 1], hyp[j - 1]))
+            i -= 1
+            j -= 1
+    ops.reverse()
+    return (
+        [("equal", token, token) for token in reference[:head]]
+        + ops
+        + [("equal", token, token) for token in reference[len(reference) - tail :]]
+    )
+
+
+def count_errors(reference: list[str], hypothesis: list[str]) -> ErrorCounts:
+    """Tally the columns of :func:`align`: the S, D, I and hits that error rates are made of."""
+    operations = [op for op, _, _ in align(reference, hypothesis)]
+    return ErrorCounts(
+        substitutions=operations.count("substitute"),
+        deletions=operations.count("delete"),
+        insertions=operations.count("insert"),
+        hits=operations.count("equal"),
+    )
+
+
+def _words(text: str) -> list[str]:
+    """Split like jiwer's default WER transform: whitespace runs become one space, then split on it."""
+    return [word for word in re.sub(r"\s\s+", " ", text).strip().split(" ") if word]
+
+
+def _characters(text: str) -> list[str]:
+    """Split like jiwer's default CER transform: strip the ends, keep every character, spaces included."""
+    return list(text.strip())
+
+
+def _corpus_error_rate(
+    predictions: list[str], references: list[str], tokenize: Callable[[str], list[str]]
+) -> float:
+    """Sum errors and reference lengths over the corpus before dividing, as ``evaluate`` does.
+
+    Averaging per-sentence rates instead would let a two-word sentence weigh as much as a
+    twenty-word one.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"got {len(predictions)} predictions but {len(references)} references")
+    if not references:
+        raise ValueError("need at least one reference")
+    errors = reference_length = 0
+    for index, (prediction, reference) in enumerate(zip(predictions, references)):
+        reference_tokens = tokenize(reference)
+        if not reference_tokens:
+            raise ValueError(
+                f"references[{index}] is empty: an error rate divides by the reference length,"
+                " so every reference needs some text"
+            )
+        counts = count_errors(reference_tokens, tokenize(prediction))
+        errors += counts.substitutions + counts.deletions + counts.insertions
+        reference_length += counts.reference_length
+    return errors / reference_length
+
+
+def word_error_rate(predictions: list[str], references: list[str]) -> float:
+    """Corpus WER, ``(S + D + I) / N`` over words: the number ``evaluate.load("wer")`` gives.
+
+    It can exceed 1: a hypothesis with many extra words has more insertions than the
+    reference has words.
+    """
+    return _corpus_error_rate(predictions, references, _words)
+
+
+def character_error_rate(predictions: list[str], references: list[str]) -> float:
+    """Corpus CER, ``(S + D + I) / N`` over characters with spaces counted: ``evaluate.load("cer")``.
+
+    CER credits a word that is almost right ("helo" for "hello"), which WER counts as wholly
+    wrong, so it moves earlier while a CTC model is learning to spell.
+    """
+    return _corpus_error_rate(predictions, references, _characters)
+
+
+def format_alignment(reference: str, hypothesis: str) -> str:
+    """Draw the word alignment as three lines, REF, HYP and the S/D/I marks, to see where errors are.
+
+    Each column is as wide as its longer word; ``***`` stands for the word one side lacks.
+    """
+    marks = {"equal": "", "substitute": "S", "delete": "D", "insert": "I"}
+    ref_cells, hyp_cells, mark_cells = [], [], []
+    for op, ref_word, hyp_word in align(_words(reference), _words(hypothesis)):
+        ref_text, hyp_text = ref_word or "***", hyp_word or "***"
+        width = max(len(ref_text), len(hyp_text))
+        ref_cells.append(ref_text.ljust(width))
+        hyp_cells.append(hyp_text.ljust(width))
+        mark_cells.append(marks[op].ljust(width))
+    lines = [
+        "REF: " + " ".join(ref_cells),
+        "HYP: " + " ".join(hyp_cells),
+        "     " + " ".join(mark_cells),
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+class Metric(Protocol):
+    """What the course needs from a metric: the ``compute`` call of an ``evaluate`` module."""
+
+    def compute(self, *, predictions: list[str], references: list[str]) -> float: ...
+
+
+_LOCAL_METRICS: dict[str, Callable[[list[str], list[str]], float]] = {
+    "wer": word_error_rate,
+    "cer": character_error_rate,
+}
+
+
+@dataclass(frozen=True)
+class LocalMetric:
+    """Stands in for ``evaluate.load(name)`` without the hub: same ``compute`` call, same number."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in _LOCAL_METRICS:
+            raise ValueError(f"no local implementation of metric {self.name!r}: use 'wer' or 'cer'")
+
+    def compute(self, *, predictions: list[str], references: list[str]) -> float:
+        return _LOCAL_METRICS[self.name](predictions, references)
+
+
+def load_metric(name: str, mode: str) -> Metric:
+    """``evaluate.load(name)`` in ``hub`` mode, this module's implementation in ``offline`` mode.
+
+    ``evaluate.load`` downloads the metric's script from the hub, so it fails without a network
+    even when jiwer is installed; then the hub mode says so and carries on with the local
+    implementation rather than stopping a lesson over an identical number.
+    """
+    if mode == "offline":
+        return LocalMetric(name)
+    if mode != "hub":
+        raise ValueError(f"unknown mode {mode!r}: use 'offline' or 'hub'")
+    import evaluate  # here, not at the top: importing it is slow and offline mode never needs it
+
+    try:
+        return evaluate.load(name)
+    except Exception as error:  # no network, hub down, proxy...: every failure ends the same way
+        fallback = LocalMetric(name)
+        reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line, however long
+        print(
+            f"note: evaluate.load({name!r}) failed ({reason});"
+            " using the local implementation (same definition as jiwer)"
+        )
+        return fallback
+
+
+def make_compute_metrics(
+    processor: Wav2Vec2Processor, mode: str = "offline"
+) -> Callable[[EvalPrediction], dict[str, float]]:
+    """Build the Trainer's ``compute_metrics``: decode predictions and labels, score WER and CER.
+
+    The metrics are loaded here, once, not at every evaluation: in hub mode each load would
+    otherwise ask the hub again.
+    """
+    wer_metric = load_metric("wer", mode)
+    cer_metric = load_metric("cer", mode)
+    pad_token_id = processor.tokenizer.pad_token_id
+
+    def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
+        # Some models return (logits, hidden states, ...); the logits come first.
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        pred_ids = np.argmax(logits, axis=-1)
+        # The collator pads labels with -100 so the loss skips them; the tokenizer cannot decode
+        # -100, so turn it into <pad>, which decoding drops. np.where returns a new array: the
+        # Trainer's labels are left as they were.
+        label_ids = np.where(pred.label_ids == -100, pad_token_id, pred.label_ids)
+        predictions = processor.batch_decode(pred_ids)
+        # Labels are text, not CTC frames: group_tokens=False keeps the double L of "HELLO".
+        references = processor.batch_decode(label_ids, group_tokens=False)
+        return {
+            "wer": float(wer_metric.compute(predictions=predictions, references=references)),
+            "cer": float(cer_metric.compute(predictions=predictions, references=references)),
+        }
+
+    return compute_metrics

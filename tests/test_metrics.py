@@ -1,0 +1,305 @@
+"""Tests for asr_helpers.metrics: hand-worked cases, and agreement with jiwer (what `evaluate` calls)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import types
+
+import jiwer
+import numpy as np
+import pytest
+
+from asr_helpers.metrics import (
+    ErrorCounts,
+    LocalMetric,
+    align,
+    character_error_rate,
+    count_errors,
+    format_alignment,
+    load_metric,
+    make_compute_metrics,
+    word_error_rate,
+)
+
+# ---------------------------------------------------------------- hand-computed error rates
+
+
+@pytest.mark.parametrize(
+    ("reference", "hypothesis", "wer", "cer"),
+    [
+        # sat->sit is 1 S, "the" is 1 D, over 6 words; in characters a->i and "the " (4 D) over 22
+        ("the cat sat on the mat", "the cat sit on mat", 2 / 6, 5 / 22),
+        # insertion only: "big" (1 I over 2 words), "big " (4 I over 11 characters)
+        ("hello world", "hello big world", 1 / 2, 4 / 11),
+        # empty hypothesis: every word and character is deleted
+        ("a b c", "", 1.0, 1.0),
+        ("same words here", "same words here", 0.0, 0.0),
+        # insertions are not capped: 3 extra words for a 1-word reference
+        ("hi", "oh hi there you", 3.0, 13 / 2),
+        # extra whitespace between and around words is not a word
+        ("the cat", "  the   cat ", 0.0, 2 / 7),
+    ],
+)
+def test_error_rates_on_hand_computed_cases(reference: str, hypothesis: str, wer: float, cer: float) -> None:
+    assert word_error_rate(predictions=[hypothesis], references=[reference]) == pytest.approx(wer, abs=1e-12)
+    assert character_error_rate(predictions=[hypothesis], references=[reference]) == pytest.approx(
+        cer, abs=1e-12
+    )
+
+
+def test_corpus_rate_sums_errors_before_dividing() -> None:
+    # 2 errors over 4 words, then 1 over 1: 3/5, not the mean of 0.5 and 1.0
+    assert word_error_rate(predictions=["a b", "x"], references=["a b c d", "y"]) == pytest.approx(3 / 5)
+
+
+def test_count_errors_fields() -> None:
+    counts = count_errors("the cat sat on the mat".split(), "the cat sit on mat".split())
+    assert counts == ErrorCounts(substitutions=1, deletions=1, insertions=0, hits=4)
+    assert counts.reference_length == 6
+
+
+@pytest.mark.parametrize("rate", [word_error_rate, character_error_rate])
+def test_errors_are_clear(rate) -> None:
+    with pytest.raises(ValueError, match="2 predictions but 1 references"):
+        rate(predictions=["a", "b"], references=["a"])
+    with pytest.raises(ValueError, match=r"references\[1\] is empty"):
+        rate(predictions=["a", "b"], references=["a", ""])
+    with pytest.raises(ValueError, match=r"references\[0\] is empty"):
+        rate(predictions=["a"], references=["   "])
+    with pytest.raises(ValueError, match="at least one reference"):
+        rate(predictions=[], references=[])
+
+
+# ---------------------------------------------------------------- alignment
+
+
+def test_align_op_sequence() -> None:
+    assert align("the cat sat on the mat".split(), "the cat sit on mat".split()) == [
+        ("equal", "the", "the"),
+        ("equal", "cat", "cat"),
+        ("substitute", "sat", "sit"),
+        ("equal", "on", "on"),
+        ("delete", "the", None),
+        ("equal", "mat", "mat"),
+    ]
+    assert align([], ["a"]) == [("insert", None, "a")]
+    assert align(["a"], []) == [("delete", "a", None)]
+    assert align([], []) == []
+
+
+@pytest.mark.parametrize(
+    ("reference", "hypothesis"),
+    [
+        ("a b", "b c"),  # 2 S, or 1 D + 1 I: equally cheap
+        ("a b a", "b a b"),
+        ("x a b", "a b y"),
+        ("a a b", "a b b"),
+    ],
+)
+def test_ties_are_broken_like_jiwer(reference: str, hypothesis: str) -> None:
+    ours = count_errors(reference.split(), hypothesis.split())
+    theirs = jiwer.process_words(reference, hypothesis)
+    assert (ours.substitutions, ours.deletions, ours.insertions, ours.hits) == (
+        theirs.substitutions,
+        theirs.deletions,
+        theirs.insertions,
+        theirs.hits,
+    )
+
+
+def _jiwer_alignment(
+    reference: str, hypothesis: str
+) -> tuple[list[str], list[str], list[tuple[str, str | None, str | None]]]:
+    """jiwer's words and its alignment chunks expanded to one column per word, in align()'s format."""
+    output = jiwer.process_words(reference, hypothesis)
+    ref, hyp = output.references[0], output.hypotheses[0]
+    columns: list[tuple[str, str | None, str | None]] = []
+    for chunk in output.alignments[0]:
+        ref_words = ref[chunk.ref_start_idx : chunk.ref_end_idx]
+        hyp_words = hyp[chunk.hyp_start_idx : chunk.hyp_end_idx]
+        if chunk.type == "insert":
+            columns += [("insert", None, word) for word in hyp_words]
+        elif chunk.type == "delete":
+            columns += [("delete", word, None) for word in ref_words]
+        else:
+            columns += [(chunk.type, r, h) for r, h in zip(ref_words, hyp_words)]
+    return ref, hyp, columns
+
+
+# ---------------------------------------------------------------- agreement with jiwer on random text
+
+
+def _random_text(rng: random.Random, words: list[str]) -> str:
+    """Words from a small vocabulary (so that some match), with ragged spacing now and then.
+
+    A lone tab does not split words for jiwer (only spaces and whitespace runs do), so it is here too.
+    """
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+    if rng.random() < 0.2:
+        text = "  " + text.replace(" ", rng.choice(["  ", " \t ", "\t"])) + " "
+    return text
+
+
+def _mutate(rng: random.Random, text: str, words: list[str]) -> str:
+    """A plausible recognizer output: the reference with a few words substituted, dropped or added."""
+    tokens = text.split()
+    for _ in range(rng.randint(0, 4)):
+        position = rng.randint(0, len(tokens))
+        edit = rng.choice(["substitute", "delete", "insert"])
+        if edit == "insert":
+            tokens.insert(position, rng.choice(words))
+        elif tokens and position < len(tokens):
+            if edit == "substitute":
+                tokens[position] = rng.choice(words)
+            else:
+                del tokens[position]
+    return " ".join(tokens)
+
+
+def _random_corpus(seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    words = ["a", "b", "ab", "ba", "the", "cat", "hat", "at", "c"][: rng.randint(2, 9)]
+    size = rng.randint(1, 6)
+    references: list[str] = []
+    while len(references) < size:
+        text = _random_text(rng, words)
+        if text.strip():
+            references.append(text)
+    predictions = [
+        _random_text(rng, words) if rng.random() < 0.3 else _mutate(rng, reference, words)
+        for reference in references
+    ]
+    return predictions, references
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_matches_jiwer_on_random_corpora(seed: int) -> None:
+    predictions, references = _random_corpus(seed)
+    assert abs(word_error_rate(predictions, references) - jiwer.wer(references, predictions)) < 1e-12
+    assert abs(character_error_rate(predictions, references) - jiwer.cer(references, predictions)) < 1e-12
+    for prediction, reference in zip(predictions, references):
+        ref_words, hyp_words, jiwer_columns = _jiwer_alignment(reference, prediction)
+        assert align(ref_words, hyp_words) == jiwer_columns
+
+
+# ---------------------------------------------------------------- the printed picture
+
+
+def test_format_alignment_deletion() -> None:
+    assert format_alignment("the cat sat on the mat", "the cat sit on mat") == (
+        "REF: the cat sat on the mat\n"
+        "HYP: the cat sit on *** mat\n"
+        "             S      D"
+    )
+
+
+def test_format_alignment_substitution_and_insertion() -> None:
+    assert format_alignment("hello there world", "hallo there big world") == (
+        "REF: hello there *** world\n"
+        "HYP: hallo there big world\n"
+        "     S           I"
+    )
+
+
+# ---------------------------------------------------------------- load_metric
+
+
+@pytest.mark.parametrize(("name", "jiwer_rate"), [("wer", jiwer.wer), ("cer", jiwer.cer)])
+def test_load_metric_offline_matches_jiwer(name: str, jiwer_rate) -> None:
+    predictions, references = ["the cat sit on mat", "helo world"], ["the cat sat on the mat", "hello world"]
+    metric = load_metric(name, "offline")
+    assert metric.compute(predictions=predictions, references=references) == pytest.approx(
+        jiwer_rate(references, predictions), abs=1e-12
+    )
+
+
+def _fake_evaluate(monkeypatch: pytest.MonkeyPatch, load) -> None:
+    """Stand a stub in for the `evaluate` package: the real one takes seconds to import."""
+    monkeypatch.setitem(sys.modules, "evaluate", types.SimpleNamespace(load=load))
+
+
+def test_load_metric_hub_falls_back_with_a_note(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def unreachable(name: str):
+        raise ConnectionError("hub unreachable\n(retry later)")
+
+    _fake_evaluate(monkeypatch, unreachable)
+    metric = load_metric("wer", "hub")
+    assert capsys.readouterr().out == (
+        "note: evaluate.load('wer') failed (ConnectionError: hub unreachable (retry later));"
+        " using the local implementation (same definition as jiwer)\n"
+    )
+    assert metric == LocalMetric("wer")
+    assert metric.compute(predictions=["the cat sit on mat"], references=["the cat sat on the mat"]) == 2 / 6
+
+
+def test_load_metric_hub_uses_evaluate_when_it_loads(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    loaded = object()
+    _fake_evaluate(monkeypatch, lambda name: loaded)
+    assert load_metric("cer", "hub") is loaded
+    assert capsys.readouterr().out == ""
+
+
+def test_load_metric_rejects_unknown_names_and_modes() -> None:
+    with pytest.raises(ValueError, match="'bleu'"):
+        load_metric("bleu", "offline")
+    with pytest.raises(ValueError, match="'cloud'"):
+        load_metric("wer", "cloud")
+
+
+# ---------------------------------------------------------------- make_compute_metrics
+
+VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, "D": 3, "E": 4, "H": 5, "L": 6, "O": 7, "R": 8, "W": 9}
+
+
+@pytest.fixture(scope="module")
+def letter_processor(tmp_path_factory: pytest.TempPathFactory):
+    """The guide's kind of processor over a few capital letters: enough to spell HELLO WORLD."""
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
+
+    vocab_file = tmp_path_factory.mktemp("processor") / "vocab.json"
+    vocab_file.write_text(json.dumps(VOCAB))
+    tokenizer = Wav2Vec2CTCTokenizer(
+        str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
+    )
+    feature_extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    )
+    return Wav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+
+def _one_hot_frames(frames: list[str]) -> np.ndarray:
+    """Logits whose argmax spells the given CTC frames (one token per frame)."""
+    logits = np.zeros((len(frames), len(VOCAB)), dtype=np.float32)
+    logits[np.arange(len(frames)), [VOCAB[token] for token in frames]] = 1.0
+    return logits
+
+
+def _label_ids(text: str, length: int) -> list[int]:
+    ids = [VOCAB["|" if char == " " else char] for char in text]
+    return ids + [-100] * (length - len(ids))
+
+
+@pytest.mark.parametrize("as_tuple", [False, True])
+def test_make_compute_metrics_decodes_and_scores(letter_processor, as_tuple: bool) -> None:
+    from transformers import EvalPrediction
+
+    logits = np.stack(
+        [
+            # repeated frames collapse and <pad> separates the two Ls: "HELLO WORLD"
+            _one_hot_frames("H H E L <pad> L O | W W O R L D <pad>".split()),
+            # no <pad> between the Ls, so CTC collapses them: "HELO", 1 character short
+            _one_hot_frames("H E E L L O <pad> <pad> <pad> <pad> <pad> <pad> <pad> <pad> <pad>".split()),
+        ]
+    )
+    labels = np.array([_label_ids("HELLO WORLD", 11), _label_ids("HELLO", 11)])
+    labels_before = labels.copy()
+    predictions = (logits, np.zeros(3)) if as_tuple else logits
+
+    compute_metrics = make_compute_metrics(letter_processor, "offline")
+    scores = compute_metrics(EvalPrediction(predictions=predictions, label_ids=labels))
+
+    # words: HELO vs HELLO is 1 S over 2 + 1 words; characters: 1 D over 11 + 5
+    assert scores == {"wer": pytest.approx(1 / 3, abs=1e-12), "cer": pytest.approx(1 / 16, abs=1e-12)}
+    np.testing.assert_array_equal(labels, labels_before)
