@@ -9,6 +9,7 @@ whose PyPI wheels need a CUDA build of torch and fail to load next to the CPU wh
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import socket
@@ -31,6 +32,26 @@ MINDS14_COLUMNS: tuple[str, ...] = (
     "path", "audio", "transcription", "english_transcription", "intent_class", "lang_id",
 )
 HUB_HOST = ("huggingface.co", 443)
+
+
+def cache_dir(*parts: str) -> Path:
+    """Where notebooks keep what they rebuild (``ASR_HELPERS_CACHE``, else ``~/.cache/asr_helpers``).
+
+    Any notebook can run first: it rebuilds what earlier notebooks made, and the cache makes
+    running them in order cost nothing extra.
+    """
+    root = Path(os.environ.get("ASR_HELPERS_CACHE", Path.home() / ".cache" / "asr_helpers"))
+    return root.joinpath(*parts)
+
+
+def corpus_fingerprint(mode: str, *extra: object) -> str:
+    """A short key for cached artefacts: the mode, the shipped corpus, the package version, ``extra``."""
+    from asr_helpers import __version__
+
+    digest = hashlib.sha256(f"{mode}|{__version__}|{extra}".encode())
+    if mode == "offline":
+        digest.update((CORPUS_DIR / "metadata.csv").read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class AudioDecodeError(ValueError):

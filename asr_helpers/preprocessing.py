@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import soxr
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import (
     AutoProcessor,
     Wav2Vec2CTCTokenizer,
@@ -23,7 +23,7 @@ from transformers import (
     Wav2Vec2Processor,
 )
 
-from asr_helpers.data import read_audio, resolve_mode
+from asr_helpers.data import cache_dir, corpus_fingerprint, load_minds14, read_audio, resolve_mode
 
 TARGET_SAMPLING_RATE = 16_000
 HUB_CHECKPOINT = "facebook/wav2vec2-base"
@@ -166,3 +166,17 @@ def prepare_dataset(
         fn_kwargs={"processor": processor, "text_column": text_column},
         desc="prepare_dataset",
     )
+
+
+def prepared_course_data(mode: str | None = None) -> tuple[Wav2Vec2Processor, DatasetDict]:
+    """Notebook 02's result in one call: the processor and the prepared train/test splits, cached."""
+    mode = resolve_mode(mode, verbose=False)
+    folder = cache_dir(f"prepared-{mode}-{corpus_fingerprint(mode)}")
+    if (folder / "dataset" / "dataset_dict.json").is_file():
+        return AutoProcessor.from_pretrained(folder / "processor"), load_from_disk(str(folder / "dataset"))
+    raw = load_minds14(mode)
+    processor = load_processor(mode, raw["train"]["transcription"], folder / "processor")
+    processor.save_pretrained(folder / "processor")
+    prepared = prepare_dataset(raw, processor)
+    prepared.save_to_disk(str(folder / "dataset"))
+    return processor, prepared

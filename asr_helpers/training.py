@@ -10,10 +10,10 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from asr_helpers.collator import DataCollatorCTCWithPadding
-from asr_helpers.data import load_minds14, resolve_mode
+from asr_helpers.data import cache_dir, corpus_fingerprint, resolve_mode
 from asr_helpers.metrics import make_compute_metrics
 from asr_helpers.modeling import load_model
-from asr_helpers.preprocessing import load_processor, prepare_dataset
+from asr_helpers.preprocessing import prepared_course_data
 
 
 def guide_training_args(output_dir: str | Path, **overrides) -> TrainingArguments:
@@ -99,21 +99,35 @@ def build_trainer(
     )
 
 
-def fine_tune(
-    output_dir: str | Path, *, mode: str | None = None, max_steps: int = 300, num_proc: int | None = None
-) -> dict[str, float]:
+COURSE_STEPS = 300
+
+
+def fine_tune(output_dir: str | Path, *, mode: str | None = None, max_steps: int = COURSE_STEPS) -> dict[str, float]:
     """The whole job of ``python -m asr_helpers train``: data, processor, model, train, evaluate, save."""
     mode = resolve_mode(mode)
-    raw = load_minds14(mode)
-    processor = load_processor(mode, raw["train"]["transcription"], output_dir)
-    prepared = prepare_dataset(raw, processor, num_proc=num_proc)
+    processor, prepared = prepared_course_data(mode)
     model = load_model(processor, mode, freeze_feature_encoder=mode == "hub")
-    args = guide_training_args(output_dir) if mode == "hub" else course_training_args(output_dir, max_steps)
-    if mode == "hub" and max_steps != args.max_steps:
-        args.max_steps = max_steps
+    if mode == "hub":
+        args = guide_training_args(output_dir, max_steps=max_steps)
+    else:
+        args = course_training_args(output_dir, max_steps)
     trainer = build_trainer(model, args, processor, prepared["train"], prepared["test"], mode)
     trainer.train()
     metrics = trainer.evaluate()
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))
     return metrics
+
+
+def course_model_dir(mode: str | None = None, max_steps: int = COURSE_STEPS) -> Path:
+    """Where notebook 05 saves the fine-tuned model, so later notebooks find it."""
+    mode = resolve_mode(mode, verbose=False)
+    return cache_dir(f"model-{mode}-{max_steps}-{corpus_fingerprint(mode, max_steps)}")
+
+
+def course_model(mode: str | None = None, max_steps: int = COURSE_STEPS) -> Path:
+    """Notebook 05's result in one call: the fine-tuned model's folder, trained now if not cached."""
+    folder = course_model_dir(mode, max_steps)
+    if not (folder / "model.safetensors").is_file():
+        fine_tune(folder, mode=mode, max_steps=max_steps)
+    return folder
