@@ -17,6 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", type=Path, default=DEFAULT_MODEL_DIR)
     train.add_argument("--max-steps", type=int, default=300)
     train.add_argument("--mode", choices=("offline", "hub"), help="default: ASR_HELPERS_MODE, else detected")
+    train.add_argument("--corpus", type=Path, help="train on this corpus folder (the layout `synth` writes), offline")
+    train.add_argument("--on-bad-rows", choices=("fail", "drop"), default="fail",
+                       help="rows the model cannot use (bad audio or transcript): stop with a report, or drop and report them")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
 
     transcribe = commands.add_parser("transcribe", help="print FILE<TAB>TRANSCRIPT for each audio file")
     transcribe.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
@@ -30,24 +34,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; problems with the user's files or data end as ``error: ...`` lines and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "train":
-        from asr_helpers.training import fine_tune
+        from asr_helpers.preprocessing import BadRowsError
+        from asr_helpers.training import NonFiniteLossError, fine_tune
 
-        metrics = fine_tune(args.output_dir, mode=args.mode, max_steps=args.max_steps)
+        if args.corpus and args.mode == "hub":
+            parser.error("--corpus is offline data: it cannot be combined with --mode hub")
+        try:
+            metrics = fine_tune(args.output_dir, mode=args.mode, max_steps=args.max_steps, resume=args.resume,
+                                on_bad_rows=args.on_bad_rows, corpus_dir=args.corpus)
+        except (BadRowsError, NonFiniteLossError, FileNotFoundError) as error:
+            return _fail(error)
         print(f"saved model and processor to {args.output_dir}")
         print(f"wer={metrics['eval_wer']:.4f} cer={metrics['eval_cer']:.4f}")
     elif args.command == "transcribe":
-        from asr_helpers.inference import load_trained, transcribe
+        from transformers.utils.logging import disable_progress_bar
 
-        model, processor = load_trained(args.model)
-        for path, text in zip(args.files, transcribe(model, processor, args.files, args.batch_size)):
-            print(f"{path}\t{text}")
+        from asr_helpers.data import AudioDecodeError
+        from asr_helpers.inference import load_trained, transcribe_each
+
+        disable_progress_bar()  # stderr is for one line per file that failed
+        try:
+            model, processor = load_trained(args.model)
+        except FileNotFoundError as error:
+            return _fail(error)
+        results = transcribe_each(model, processor, args.files, args.batch_size)
+        for path, result in zip(args.files, results):
+            if isinstance(result, AudioDecodeError):
+                _fail(result)
+            else:
+                print(f"{path}\t{result}")
+        return 2 if any(isinstance(result, AudioDecodeError) for result in results) else 0
     else:
         from asr_helpers.synth import generate_corpus
 
         print(generate_corpus(args.out, seed=args.seed))
     return 0
+
+
+def _fail(error: Exception) -> int:
+    """One ``error: ...`` line on stderr, no traceback: the message already names the file and the problem."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

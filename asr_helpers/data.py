@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Literal
@@ -44,18 +45,27 @@ def cache_dir(*parts: str) -> Path:
     return root.joinpath(*parts)
 
 
-def corpus_fingerprint(mode: str, *extra: object) -> str:
-    """A short key for cached artefacts: the mode, the shipped corpus, the package version, ``extra``."""
+def corpus_fingerprint(mode: str, *extra: object, corpus_dir: Path = CORPUS_DIR) -> str:
+    """A short key for cached artefacts: the mode, the offline corpus, the package version, ``extra``.
+
+    A corpus folder other than the shipped one also contributes its path and its files' sizes and
+    modification times: learners fix their recordings in place, and a fixed file must not be
+    served from the cache as it was.
+    """
     from asr_helpers import __version__
 
     digest = hashlib.sha256(f"{mode}|{__version__}|{extra}".encode())
     if mode == "offline":
-        digest.update((CORPUS_DIR / "metadata.csv").read_bytes())
+        digest.update((corpus_dir / "metadata.csv").read_bytes())
+    if mode == "offline" and Path(corpus_dir).resolve() != CORPUS_DIR.resolve():
+        for path in sorted(Path(corpus_dir).resolve().rglob("*")):
+            stat = path.stat()
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:12]
 
 
 class AudioDecodeError(ValueError):
-    """An audio file that cannot be turned into samples; the message names the file and why."""
+    """Audio that cannot become model input (missing, not audio, corrupt, too short); the message names the file and why."""
 
 
 def resolve_mode(mode: str | None = None, *, verbose: bool = True) -> Mode:
@@ -91,53 +101,92 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
+def audio_name(source: str | os.PathLike | bytes | dict) -> str:
+    """How errors and reports name an audio source: its path, else ``<bytes>``."""
+    if isinstance(source, dict):
+        return source.get("path") or "<bytes>"
+    return "<bytes>" if isinstance(source, bytes) else str(source)
+
+
 def read_audio(source: str | os.PathLike | bytes | dict, *, name: str | None = None) -> tuple[np.ndarray, int]:
     """Decode a file (path, raw bytes, or a datasets ``{"path", "bytes"}`` dict) to mono float32.
 
     Stereo is averaged to mono: the models hear one channel. Errors become one
     :class:`AudioDecodeError` line that names the file and the problem.
     """
+    label = name or audio_name(source)
     if isinstance(source, dict):
-        name = name or source.get("path")
         source = source["bytes"] if source.get("bytes") else source["path"]
     if isinstance(source, bytes):
-        label = name or "<bytes>"
         if not source:
             raise AudioDecodeError(f"{label}: empty file")
         data, rate = _decode(io.BytesIO(source), label)
     else:
         path = Path(source)
-        label = name or str(path)
-        if not path.is_file():
+        if not path.exists():
             raise AudioDecodeError(f"{label}: no such file")
+        if not path.is_file():
+            raise AudioDecodeError(f"{label}: not a file")
         if path.stat().st_size == 0:
             raise AudioDecodeError(f"{label}: empty file")
         data, rate = _decode(path, label)
     if data.shape[0] == 0:
         raise AudioDecodeError(f"{label}: no audio samples")
+    if not np.isfinite(data).all():  # float WAVs can hold them; one would make the loss NaN
+        raise AudioDecodeError(f"{label}: corrupt audio (NaN or infinite samples)")
     return data.mean(axis=1, dtype=np.float32), rate
 
 
+# libsndfile notes a WAV whose data chunk runs past the end of the file, then reads what is there.
+_SHORT_DATA_CHUNK = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTH = 0x7FFFF000  # streaming writers (sox, ffmpeg) put 0x7ffff000 or 0xffffffff here
+
+
 def _decode(source: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
+    """Open (a failure means a format soundfile cannot read), then read (a failure means damaged data)."""
     try:
-        return sf.read(source, dtype="float32", always_2d=True)
+        audio = sf.SoundFile(source)
     except sf.LibsndfileError as error:
-        detail = str(error).split(":")[-1].strip() or "unreadable"
-        raise AudioDecodeError(f"{label}: not a readable audio file ({detail})") from None
-    except RuntimeError as error:  # libsndfile reports some truncated files this way
-        raise AudioDecodeError(f"{label}: corrupt audio ({error})") from None
+        raise AudioDecodeError(f"{label}: not a readable audio file ({error.error_string})") from None
+    with audio:
+        try:
+            data = audio.read(dtype="float32", always_2d=True)
+        except RuntimeError as error:  # soundfile's LibsndfileError is one: damaged data shows while reading
+            detail = getattr(error, "error_string", str(error)).removeprefix("Error : ")
+            raise AudioDecodeError(f"{label}: corrupt audio ({detail})") from None
+        _refuse_truncated(audio, label)
+        return data, audio.samplerate
+
+
+def _refuse_truncated(audio: sf.SoundFile, label: str) -> None:
+    """A WAV cut short (an interrupted copy or upload) decodes without error: compare with its header."""
+    match = _SHORT_DATA_CHUNK.search(audio.extra_info)
+    if match is None or audio.frames == 0:
+        return
+    announced, present = map(int, match.groups())
+    if present < announced < _UNKNOWN_LENGTH:
+        seconds = audio.frames / audio.samplerate
+        raise AudioDecodeError(
+            f"{label}: truncated (the header announces {seconds * announced / present:.2f} s, the file holds {seconds:.2f} s)"
+        )
 
 
 def load_minds14(
-    mode: str | None = None, *, split: str = "train[:100]", test_size: float = 0.2, seed: int = 42
+    mode: str | None = None,
+    *,
+    split: str = "train[:100]",
+    test_size: float = 0.2,
+    seed: int = 42,
+    corpus_dir: Path = CORPUS_DIR,
 ) -> DatasetDict:
     """MInDS-14 en-US (hub) or the shipped MInDS-14-like corpus (offline), as train/test.
 
     The hub dataset has one ``train`` split, so we slice it and hold out ``test_size`` as the
-    guide does. The shipped corpus already has a test split of held-out voices and sentences.
+    guide does. The shipped corpus already has a test split of held-out voices and sentences;
+    ``corpus_dir`` reads another folder in its layout (``python -m asr_helpers synth`` writes one).
     """
     if resolve_mode(mode, verbose=False) == "offline":
-        return load_offline_corpus()
+        return load_offline_corpus(corpus_dir)
     minds = _load_minds14_hub(split).cast_column("audio", Audio(decode=False))
     return minds.train_test_split(test_size=test_size, seed=seed)
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoModelForCTC, AutoProcessor, Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
 
-from asr_helpers.preprocessing import load_audio
+from asr_helpers.data import AudioDecodeError
+from asr_helpers.preprocessing import ConvGeometry, check_duration, load_audio
+
+CHUNK_LENGTH_S = 20.0
+STRIDE_LENGTH_S = 4.0
 
 
 def load_trained(model_dir: str | Path) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
@@ -65,12 +71,138 @@ def transcribe(
     processor: Wav2Vec2Processor,
     audio: Sequence[str | Path | np.ndarray],
     batch_size: int = 8,
+    *,
+    chunk_length_s: float = CHUNK_LENGTH_S,
+    stride_length_s: float = STRIDE_LENGTH_S,
 ) -> list[str]:
-    """Transcribe files (any rate, mono or stereo) or 16 kHz arrays, batched by length, in input order."""
-    rate = processor.feature_extractor.sampling_rate
-    arrays = [np.asarray(a, dtype=np.float32) if isinstance(a, np.ndarray) else load_audio(str(a), rate) for a in audio]
-    texts = [""] * len(arrays)
-    for batch in length_batches([len(a) for a in arrays], batch_size):
-        for index, text in zip(batch, greedy_decode(model, processor, [arrays[i] for i in batch])):
-            texts[index] = text
-    return texts
+    """Transcribe files (any rate, mono or stereo) or 16 kHz arrays, batched by length, in input order.
+
+    Recordings longer than ``chunk_length_s`` are transcribed in overlapping chunks (see
+    :func:`chunk_spans`), so memory depends on ``batch_size`` and the chunk length, not on the
+    recording. The first input that cannot be used raises :class:`AudioDecodeError`;
+    :func:`transcribe_each` transcribes the others anyway.
+    """
+    arrays = [_model_audio(item, index, model, processor) for index, item in enumerate(audio)]
+    return _transcribe_arrays(model, processor, arrays, batch_size, chunk_length_s, stride_length_s)
+
+
+def transcribe_each(
+    model: Wav2Vec2ForCTC,
+    processor: Wav2Vec2Processor,
+    audio: Sequence[str | Path | np.ndarray],
+    batch_size: int = 8,
+    *,
+    chunk_length_s: float = CHUNK_LENGTH_S,
+    stride_length_s: float = STRIDE_LENGTH_S,
+) -> list[str | AudioDecodeError]:
+    """:func:`transcribe`, except that an input that cannot be used gets its error in its place
+    and every other input is still transcribed: one bad file must not cost the good ones."""
+    results: list[str | AudioDecodeError | np.ndarray] = []
+    for index, item in enumerate(audio):
+        try:
+            results.append(_model_audio(item, index, model, processor))
+        except AudioDecodeError as error:
+            results.append(error)
+    good = [index for index, result in enumerate(results) if isinstance(result, np.ndarray)]
+    texts = _transcribe_arrays(model, processor, [results[i] for i in good], batch_size, chunk_length_s, stride_length_s)
+    for index, text in zip(good, texts):
+        results[index] = text
+    return results
+
+
+def _model_audio(item: str | Path | np.ndarray, index: int, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor) -> np.ndarray:
+    """One input as a float32 array at the model's rate, refused if shorter than the model's first frame."""
+    rate, min_samples = processor.feature_extractor.sampling_rate, ConvGeometry.of(model.config).min_samples
+    if isinstance(item, np.ndarray):
+        return check_duration(np.asarray(item, dtype=np.float32), f"audio[{index}]", min_samples, rate)
+    return load_audio(str(item), rate, min_samples=min_samples)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window ``[start, end)`` of a recording, in samples, and which of its output frames to keep."""
+
+    start: int
+    end: int
+    keep: slice
+
+
+def chunk_spans(length: int, chunk: int, stride: int, frame_samples: int) -> list[Chunk]:
+    """Windows of ``chunk`` samples over a recording, overlapping their neighbours by ``stride`` on each side.
+
+    The transformers pipeline's ``chunk_length_s``/``stride_length_s`` scheme: the first and last
+    ``stride`` samples of a window are only context, and the frames there come from the neighbour
+    that has them in its middle, so every frame is computed with context on both sides and kept
+    exactly once. All sizes are multiples of ``frame_samples``, so a window's frames are frames
+    of the whole recording; a recording up to ``chunk`` long is one window.
+    """
+    step = chunk - 2 * stride
+    last = step * max(0, math.ceil((length - chunk) / step))
+    return [
+        Chunk(
+            start,
+            min(start + chunk, length),
+            slice(0 if start == 0 else stride // frame_samples, None if start == last else (chunk - stride) // frame_samples),
+        )
+        for start in range(0, last + 1, step)
+    ]
+
+
+def _transcribe_arrays(
+    model: Wav2Vec2ForCTC,
+    processor: Wav2Vec2Processor,
+    arrays: Sequence[np.ndarray],
+    batch_size: int,
+    chunk_length_s: float,
+    stride_length_s: float,
+) -> list[str]:
+    """Normalise each recording whole, run the model on its chunks batched by length, keep each
+    chunk's middle frames, join them and only then do the CTC collapse (a letter may span two chunks)."""
+    geometry = ConvGeometry.of(model.config)
+    rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
+    chunk, stride = (hop * round(seconds * rate / hop) for seconds in (chunk_length_s, stride_length_s))
+    if not geometry.min_samples <= stride < chunk / 2:
+        raise ValueError(f"need {geometry.min_samples / rate:g} s <= stride_length_s < chunk_length_s / 2")
+    values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
+    pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
+    frame_ids: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
+    for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
+        windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
+        for i, logits in zip(batch, _padded_logits(model, processor, windows)):
+            span = pieces[i][1]
+            frame_ids[i] = logits[: geometry.frames(span.end - span.start)].argmax(dim=-1)[span.keep]
+    joined: list[list[torch.Tensor]] = [[] for _ in values]
+    for (item, _), ids in zip(pieces, frame_ids):
+        joined[item].append(ids)
+    return [processor.decode(torch.cat(ids)) for ids in joined]
+
+
+@torch.inference_mode()
+def _padded_logits(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, values: Sequence[np.ndarray]) -> torch.Tensor:
+    """Logits for already normalised windows, padded to the longest (with an attention mask if the processor makes one)."""
+    inputs = processor.feature_extractor.pad([{"input_values": v} for v in values], padding=True, return_tensors="pt")
+    return model(**inputs.to(model.device)).logits
+
+
+def quantize_dynamic_int8(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
+    """A copy of ``model`` for CPU inference whose linear layers compute in int8: an option, not the default.
+
+    Dynamic quantization stores each ``nn.Linear`` weight as int8 (one scale per output channel)
+    and quantizes activations on the fly; convolutions and layer norms stay float32. It makes the
+    Transformer's matrix products faster on CPU and may change a few characters of the output
+    (``benchmarks/cpu_transcribe.py`` measures both). Uses ``torch.ao.quantization``, which PyTorch
+    has deprecated in favour of torchao but still ships; its deprecation warnings are silenced here.
+    """
+    import copy
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            return quantize_dynamic(
+                copy.deepcopy(model).eval().cpu(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+            )
+    except ImportError as error:  # a future PyTorch without torch.ao.quantization
+        raise RuntimeError(f"int8 quantization needs torch.ao.quantization, missing in torch {torch.__version__}") from error

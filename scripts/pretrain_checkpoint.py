@@ -1,0 +1,535 @@
+#!/usr/bin/env python
+"""Pre-train the offline course's small Wav2Vec2ForCTC checkpoint on synthetic general English.
+
+The offline course fine-tunes this checkpoint on the MInDS-14-like corpus, as the online course
+fine-tunes ``facebook/wav2vec2-base``: a model that already hears speech, meeting a new domain
+of words. This script does the whole job, from nothing but the repository and a seed:
+
+1. synthesise the pre-training corpus with :func:`asr_helpers.synth.generate_pretraining_corpus`
+   (espeak-ng; general-English sentences, many voices, noise, a telephone band; 8 kHz FLAC),
+2. build the processor over the full alphabet (A-Z and the apostrophe), so any course text fits,
+3. train ``Wav2Vec2ForCTC`` of :func:`asr_helpers.modeling.small_config` with CTC (bf16 on a GPU,
+   length-bucketed batches of about ``--batch-seconds`` of audio, AdamW, warm-up + cosine decay),
+4. measure WER/CER on the held-out split (voices and sentences never used in training) and, as
+   a zero-shot check, on the course corpus's test split,
+5. write the checkpoint (safetensors, processor, a model card README.md, training_log.json).
+
+Reproduce the shipped checkpoint (one GPU; the card gives the exact command it was made with)::
+
+    python scripts/pretrain_checkpoint.py --out asr_helpers/checkpoints/course-base --seed 0
+
+A few CPU steps on a tiny corpus, to check that it runs::
+
+    python scripts/pretrain_checkpoint.py --out /tmp/ckpt --corpus /tmp/corpus --n-train 16 \\
+        --n-heldout 4 --max-steps 2 --batch-seconds 10 --no-course-eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
+
+from asr_helpers import synth  # noqa: E402
+from asr_helpers.metrics import character_error_rate, word_error_rate  # noqa: E402
+from asr_helpers.modeling import small_config  # noqa: E402
+from asr_helpers.preprocessing import (  # noqa: E402
+    TARGET_SAMPLING_RATE,
+    build_processor,
+    build_vocab,
+    normalize_text,
+    resample,
+)
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"  # every character normalize_text can leave in a transcript
+FRAME = 320  # input samples per output frame of the feature encoder at 16 kHz (20 ms)
+BUCKET = 4000  # batches are padded to a multiple of 0.25 s: few shapes, so GPU kernels are planned once
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    parser.add_argument("--corpus", type=Path, help="pre-training corpus folder (generated if it has no metadata.csv)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the corpus, the initialisation and the batches")
+    parser.add_argument("--n-train", type=int, default=12_000, help="training utterances to synthesise")
+    parser.add_argument("--n-heldout", type=int, default=400, help="held-out utterances (held-out voices)")
+    parser.add_argument("--max-steps", type=int, default=4000, help="optimizer steps (defines the schedule)")
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop training after this many minutes (0: no limit)")
+    parser.add_argument("--batch-seconds", type=float, default=400.0, help="audio seconds per batch, padding included")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--warmup", type=float, default=0.05, help="warm-up, as a share of --max-steps")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="threads for synthesis and loading")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-course-eval", action="store_true", help="skip the zero-shot course test evaluation")
+    return parser.parse_args(argv)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def read_rows(metadata: Path) -> list[dict[str, str]]:
+    with metadata.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def load_examples(
+    root: Path, rows: list[dict[str, str]], processor: Wav2Vec2Processor, workers: int
+) -> tuple[list[np.ndarray], list[list[int]], list[str]]:
+    """Audio as the course prepares it (8 kHz FLAC -> 16 kHz, zero mean, unit variance) and labels."""
+
+    def audio(row: dict[str, str]) -> np.ndarray:
+        samples, rate = sf.read(root / row["file"], dtype="float32")
+        values = processor.feature_extractor(resample(samples, rate), sampling_rate=TARGET_SAMPLING_RATE)
+        return np.asarray(values["input_values"][0], dtype=np.float32)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(audio, rows))
+    texts = [normalize_text(row["transcription"]) for row in rows]
+    labels = processor.tokenizer(texts)["input_ids"]
+    return arrays, labels, texts
+
+
+class DeviceCorpus:
+    """Every utterance in one flat tensor on the device, so a batch is one gather, not a data loader."""
+
+    def __init__(self, arrays: list[np.ndarray], labels: list[list[int]], device: torch.device):
+        self.lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.flat = torch.from_numpy(np.concatenate(arrays)).to(device)
+        self.offsets = torch.from_numpy(offsets).to(device)
+        self.length_t = torch.from_numpy(self.lengths).to(device)
+        width = max(len(label) for label in labels)
+        padded = np.full((len(labels), width), -100, dtype=np.int64)
+        for i, label in enumerate(labels):
+            padded[i, : len(label)] = label
+        self.labels = torch.from_numpy(padded).to(device)
+        self.label_lengths = np.array([len(label) for label in labels], dtype=np.int64)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, indices: list[int], width: int | None = None) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, device=self.device)
+        lengths = self.length_t[idx]
+        width = width or padded_width(int(self.lengths[indices].max()))
+        positions = torch.arange(width, device=self.device)
+        inside = positions[None, :] < lengths[:, None]
+        gather = (self.offsets[idx][:, None] + positions[None, :]).clamp_(max=self.flat.numel() - 1)
+        values = torch.where(inside, self.flat[gather], 0.0)
+        labels = self.labels[idx]
+        labels = labels[:, : int(self.label_lengths[indices].max())]
+        return {"input_values": values, "attention_mask": inside.long(), "labels": labels}
+
+
+def padded_width(length: int) -> int:
+    return int(math.ceil(length / BUCKET) * BUCKET)
+
+
+def length_batches(lengths: np.ndarray, batch_samples: int, rng: np.random.Generator) -> list[tuple[list[int], int]]:
+    """One epoch of ``(indices, padded width)`` batches, in random order.
+
+    Utterances are grouped by padded width (a multiple of 0.25 s) and every batch of a group has
+    the same size, ``batch_samples // width``, so an epoch uses one tensor shape per group: GPU
+    kernels are chosen once per shape, not at every step. Members are shuffled within each group
+    every epoch; those left over when a group is split move up to the next, wider group.
+    """
+    widths = np.array([padded_width(int(n)) for n in lengths])
+    batches: list[tuple[list[int], int]] = []
+    carry: list[int] = []
+    for width in sorted(set(widths.tolist())):
+        members = carry + rng.permutation(np.flatnonzero(widths == width)).tolist()
+        size = max(1, batch_samples // width)
+        full = len(members) - len(members) % size
+        batches += [(members[i : i + size], width) for i in range(0, full, size)]
+        carry = members[full:]
+    if carry:
+        batches.append((carry, int(widths.max())))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def infinite_batches(lengths: np.ndarray, batch_samples: int, seed: int):
+    epoch = 0
+    while True:
+        rng = np.random.default_rng([seed, epoch])
+        for batch in length_batches(lengths, batch_samples, rng):
+            yield epoch, batch
+        epoch += 1
+
+
+# --- model, evaluation ------------------------------------------------------------------------
+
+
+def build_model(processor: Wav2Vec2Processor, seed: int) -> Wav2Vec2ForCTC:
+    tokenizer = processor.tokenizer
+    config = small_config(len(tokenizer), tokenizer.pad_token_id)
+    config.ctc_zero_infinity = True  # an impossible alignment (label longer than audio) adds no NaN
+    torch.manual_seed(seed)
+    return Wav2Vec2ForCTC(config)
+
+
+def autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def transcribe(model, corpus: DeviceCorpus, processor, batch_samples: int) -> list[str]:
+    """Greedy CTC transcripts of every utterance of ``corpus``, in its order."""
+    model.eval()
+    order = np.argsort(corpus.lengths, kind="stable")
+    predictions: dict[int, str] = {}
+    current: list[int] = []
+
+    def flush() -> None:
+        batch = corpus.batch(current)
+        with autocast(corpus.device):
+            logits = model(batch["input_values"], attention_mask=batch["attention_mask"]).logits
+        for index, text in zip(current, processor.batch_decode(logits.argmax(-1).cpu().numpy())):
+            predictions[index] = text
+
+    for index in order.tolist():
+        if current and int(corpus.lengths[index]) * (len(current) + 1) > batch_samples:
+            flush()
+            current = []
+        current.append(index)
+    if current:
+        flush()
+    model.train()
+    return [predictions[i] for i in range(len(corpus))]
+
+
+def error_rates(predictions: list[str], references: list[str]) -> dict[str, float]:
+    return {
+        "wer": round(word_error_rate(predictions, references), 4),
+        "cer": round(character_error_rate(predictions, references), 4),
+    }
+
+
+# --- the model card ----------------------------------------------------------------------------
+
+
+def corpus_stats(rows: list[dict[str, str]]) -> dict[str, object]:
+    words = {w for row in rows for w in normalize_text(row["transcription"]).split()}
+    variants = sorted({row["voice"].split("+")[1] for row in rows})
+    return {
+        "utterances": len(rows),
+        "hours": round(sum(float(row["duration_s"]) for row in rows) / 3600, 2),
+        "distinct_sentences": len({synth.sentence_key(row["transcription"]) for row in rows}),
+        "distinct_words": len(words),
+        "voices": len({row["voice"] for row in rows}),
+        "variants": variants,
+        "accents": sorted({row["voice"].split("+")[0] for row in rows}),
+    }
+
+
+def espeak_version() -> str:
+    try:
+        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
+        return " ".join(out.split()[:4])
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_card(out: Path, report: dict) -> None:
+    c, a, t, d = report["config"], report["args"], report["train"], report["data"]
+    train, held = d["train"], d["heldout"]
+    zero_shot = report.get("course_test_zero_shot")
+    course_line = (
+        f"| course corpus test split (7 unseen course voices, banking sentences), before any fine-tuning"
+        f" | {zero_shot['wer']:.3f} | {zero_shot['cer']:.3f} |"
+        if zero_shot
+        else ""
+    )
+    card = f"""---
+language: en
+license: apache-2.0
+library_name: transformers
+pipeline_tag: automatic-speech-recognition
+tags: [wav2vec2, ctc, synthetic-speech, espeak-ng, teaching]
+---
+
+# course-base: a small Wav2Vec2 CTC model pre-trained on synthetic telephone speech
+
+The starting point of the **offline** course: a {report['parameters'] / 1e6:.2f} M-parameter
+`Wav2Vec2ForCTC` that already transcribes synthetic English speech, so that fine-tuning it on the
+MInDS-14-like course corpus (banking requests, new words, new voices) shows what fine-tuning
+`facebook/wav2vec2-base` shows online: a model that hears speech learns a new domain in minutes.
+It was trained from random initialisation, with CTC only (no self-supervised stage).
+
+## Architecture
+
+`Wav2Vec2ForCTC` with the configuration of `asr_helpers.modeling.small_config` (`config.json`):
+7 convolutions of {c['conv_dim'][0]} channels (320-sample hop, one frame per 20 ms at 16 kHz), layer-normalised
+features, a {c['num_hidden_layers']}-layer pre-LN Transformer (hidden {c['hidden_size']}, {c['num_attention_heads']} heads, feed-forward {c['intermediate_size']}),
+a linear CTC head over {c['vocab_size']} tokens: `<pad>` (the CTC blank), `<unk>`, `|` (word delimiter), the
+apostrophe and A-Z. Input: 16 kHz audio normalised to zero mean and unit variance, with an
+attention mask (the processor in this folder does all that). {report['parameters']:,} parameters,
+`model.safetensors` in float32 ({report['size_mb']:.1f} MB).
+
+## Data
+
+Made by `asr_helpers.synth.generate_pretraining_corpus(seed={a['seed']})` with espeak-ng
+({report['espeak']}); nothing of it ships, the seed regenerates it.
+
+| split | utterances | hours | distinct sentences | distinct words | voices (accent + variant) |
+| --- | --- | --- | --- | --- | --- |
+| train | {train['utterances']:,} | {train['hours']} | {train['distinct_sentences']:,} | {train['distinct_words']:,} | {train['voices']} ({len(train['accents'])} accents x {len(train['variants'])} variants) |
+| held-out | {held['utterances']:,} | {held['hours']} | {held['distinct_sentences']:,} | {held['distinct_words']:,} | {held['voices']} ({len(held['accents'])} accents x {len(held['variants'])} variants) |
+
+- **Sentences**: general English from the grammar `synth.PRETRAIN_GRAMMAR` (home, food, weather,
+  travel, animals, school, times and dates; numbers spelled as words). No sentence is a sentence
+  of the course templates, and no sentence is in both splits.
+- **Voices**: every English accent of espeak-ng ({', '.join(train['accents'])}) with the
+  variants of `synth.PRETRAIN_VARIANTS["train"]`. Never heard in training: the course test variants
+  ({', '.join(synth.VARIANTS['test'])}), on which the course measures fine-tuning, and the held-out
+  variants {', '.join(synth.PRETRAIN_VARIANTS['heldout'])}. Whispered, robotic and heavy-echo variants are not used.
+- **Channel**: speed {synth.PRETRAIN_SPEED_WPM[0]}-{synth.PRETRAIN_SPEED_WPM[1]} words/min, pitch {synth.PRETRAIN_PITCH[0]}-{synth.PRETRAIN_PITCH[1]}, level {synth.PRETRAIN_AMPLITUDE[0]}-{synth.PRETRAIN_AMPLITUDE[1]}; white noise
+  at {synth.PRETRAIN_SNR_DB[0]:.0f}-{synth.PRETRAIN_SNR_DB[1]:.0f} dB SNR, then a telephone band-pass (low edge {synth.TELEPHONE_LOW_HZ[0]}-{synth.TELEPHONE_LOW_HZ[1]} Hz, high edge
+  {synth.TELEPHONE_HIGH_HZ[0]}-{synth.TELEPHONE_HIGH_HZ[1]} Hz); saved as 8 kHz 16-bit FLAC and resampled to 16 kHz for the model, as the
+  course corpus is.
+
+## Training
+
+| | |
+| --- | --- |
+| steps | {t['steps']:,} of {a['max_steps']:,} planned ({t['epochs']:.1f} epochs, {t['audio_hours_seen']:,.0f} hours of audio seen) |
+| batch | length-bucketed, about {a['batch_seconds']:.0f} s of audio (padding included), {t['mean_batch_size']:.0f} utterances on average |
+| optimiser | AdamW, peak learning rate {a['lr']:g}, weight decay {a['weight_decay']:g}, {a['warmup']:.0%} linear warm-up, cosine decay to 5 %, gradient clipping at 1.0 |
+| precision | {t['precision']} |
+| loss | CTC, mean over target lengths (`ctc_loss_reduction="mean"`, `ctc_zero_infinity=True`), SpecAugment time masks as in `small_config` |
+| hardware | {t['hardware']} |
+| time | {t['train_minutes']:.1f} min of training, {report['total_minutes']:.1f} min in all (synthesis {report['synth_minutes']:.1f} min, loading {report['load_minutes']:.1f} min) |
+| software | Python {report['python']}, torch {report['torch']}, transformers {report['transformers']} |
+| final training loss | {t['final_loss']:.3f} |
+
+## Results (greedy CTC decoding, no language model)
+
+| evaluation set | WER | CER |
+| --- | --- | --- |
+| pre-training held-out split: {held['utterances']} utterances, held-out voices and sentences | {report['heldout']['wer']:.3f} | {report['heldout']['cer']:.3f} |
+{course_line}
+
+## Use
+
+```python
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+model = Wav2Vec2ForCTC.from_pretrained("asr_helpers/checkpoints/course-base")
+processor = Wav2Vec2Processor.from_pretrained("asr_helpers/checkpoints/course-base")
+```
+
+## Reproduce
+
+```bash
+{report['command']}
+```
+
+The seed fixes the corpus, the initialisation and the batch order; GPU kernels are not bit-exact,
+so a rerun lands near, not exactly on, these numbers. `training_log.json` holds the loss and
+evaluation history of this run.
+"""
+    (out / "README.md").write_text(card)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    device = torch.device(args.device)
+    random.seed(args.seed)
+    np.random.seed(args.seed)  # Wav2Vec2's SpecAugment masks are drawn with numpy
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True  # batch shapes repeat (see length_batches)
+    command = "python scripts/pretrain_checkpoint.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    log(f"command: {command}")
+    log(f"device {device}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+
+    corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-seed{args.seed}-{args.n_train}-{args.n_heldout}"
+    metadata = corpus_dir / "metadata.csv"
+    t0 = time.perf_counter()
+    if metadata.is_file() and len(read_rows(metadata)) == args.n_train + args.n_heldout:
+        log(f"reusing the corpus in {corpus_dir}")
+    else:
+        log(f"synthesising {args.n_train} + {args.n_heldout} utterances into {corpus_dir}")
+        metadata = synth.generate_pretraining_corpus(
+            corpus_dir, seed=args.seed, n_train=args.n_train, n_heldout=args.n_heldout,
+            workers=args.workers, progress=False,
+        )
+    synth_s = time.perf_counter() - t0
+    rows = read_rows(metadata)
+    by_split = {split: [row for row in rows if row["split"] == split] for split in synth.PRETRAIN_SPLITS}
+    data = {split: corpus_stats(split_rows) for split, split_rows in by_split.items()}
+    log(f"corpus ready in {synth_s:.0f} s: " + json.dumps({s: {k: v for k, v in d.items() if k not in ('variants', 'accents')} for s, d in data.items()}))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    processor = build_processor(build_vocab([ALPHABET]), args.out)
+    t0 = time.perf_counter()
+    train_arrays, train_labels, _ = load_examples(corpus_dir, by_split["train"], processor, args.workers)
+    held_arrays, held_labels, held_texts = load_examples(corpus_dir, by_split["heldout"], processor, args.workers)
+    train = DeviceCorpus(train_arrays, train_labels, device)
+    heldout = DeviceCorpus(held_arrays, held_labels, device)
+    del train_arrays, held_arrays
+    course = None
+    if not args.no_course_eval:
+        course_rows = [r for r in read_rows(synth.CORPUS_DIR / "metadata.csv") if r["split"] == "test"]
+        course_arrays, course_labels, course_texts = load_examples(synth.CORPUS_DIR, course_rows, processor, args.workers)
+        course = DeviceCorpus(course_arrays, course_labels, device)
+    load_s = time.perf_counter() - t0
+    log(f"audio loaded and on {device} in {load_s:.0f} s")
+
+    model = build_model(processor, args.seed).to(device)
+    model.train()
+    parameters = sum(p.numel() for p in model.parameters())
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.98), eps=1e-8, **({"fused": True} if device.type == "cuda" else {}),
+    )
+    warmup = max(1, int(args.warmup * args.max_steps))
+
+    def lr_at(step: int) -> float:  # step counts from 1
+        if step <= warmup:
+            return args.lr * step / warmup
+        progress = (step - warmup) / max(1, args.max_steps - warmup)
+        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    batch_samples = int(args.batch_seconds * TARGET_SAMPLING_RATE)
+    batches = infinite_batches(train.lengths, batch_samples, args.seed)
+    log(f"model: {parameters:,} parameters; {args.max_steps} steps, batches of ~{args.batch_seconds:.0f} s, peak lr {args.lr:g}")
+
+    history: list[dict] = []
+    running_loss, running_n, audio_seen, utterances_seen = 0.0, 0, 0.0, 0
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t_train = time.perf_counter()
+    t_window, audio_window = t_train, 0.0
+    step, epoch, loss_value = 0, 0, float("nan")
+    while step < args.max_steps:
+        if args.minutes and time.perf_counter() - t_train > args.minutes * 60:
+            log(f"time limit of {args.minutes} min reached at step {step}")
+            break
+        epoch, (indices, width) = next(batches)
+        batch = train.batch(indices, width)
+        step += 1
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        with autocast(device):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds = float(train.lengths[indices].sum()) / TARGET_SAMPLING_RATE
+        audio_seen += seconds
+        audio_window += seconds
+        utterances_seen += len(indices)
+        running_loss += loss.detach()
+        running_n += 1
+        if step % args.log_every == 0 or step == args.max_steps:
+            loss_value = float(running_loss) / running_n
+            now = time.perf_counter()
+            log(
+                f"step {step}/{args.max_steps} epoch {epoch} loss {loss_value:.3f} lr {lr_at(step):.2e}"
+                f" | {audio_window / (now - t_window):,.0f} audio-s/s | {audio_seen / 3600:,.1f} h seen"
+                f" | {(now - t_train) / 60:.1f} min"
+            )
+            history.append({"step": step, "loss": round(loss_value, 4), "lr": lr_at(step), "minutes": round((now - t_train) / 60, 2)})
+            running_loss, running_n, t_window, audio_window = 0.0, 0, now, 0.0
+        if step % args.eval_every == 0 and step < args.max_steps:
+            rates = error_rates(transcribe(model, heldout, processor, batch_samples), held_texts)
+            log(f"step {step}: held-out WER {rates['wer']:.3f} CER {rates['cer']:.3f}")
+            history.append({"step": step, "heldout": rates})
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    train_s = time.perf_counter() - t_train
+    if running_n:
+        loss_value = float(running_loss) / running_n
+
+    predictions = transcribe(model, heldout, processor, batch_samples)
+    held_rates = error_rates(predictions, held_texts)
+    log(f"final held-out WER {held_rates['wer']:.3f} CER {held_rates['cer']:.3f}")
+    for prediction, reference in list(zip(predictions, held_texts))[:5]:
+        log(f"  REF {reference}\n             HYP {prediction}")
+    report: dict = {"heldout": held_rates}
+    if course is not None:
+        course_rates = error_rates(transcribe(model, course, processor, batch_samples), course_texts)
+        log(f"course test split, zero-shot: WER {course_rates['wer']:.3f} CER {course_rates['cer']:.3f}")
+        report["course_test_zero_shot"] = course_rates
+
+    model.save_pretrained(args.out)
+    hardware = (
+        f"1 x {torch.cuda.get_device_name(device)}, {os.cpu_count()} CPU cores"
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
+    )
+    report.update(
+        {
+            "command": command,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "config": model.config.to_dict(),
+            "parameters": parameters,
+            "size_mb": (args.out / "model.safetensors").stat().st_size / 1e6,
+            "data": data,
+            "espeak": espeak_version(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "synth_minutes": synth_s / 60,
+            "load_minutes": load_s / 60,
+            "train": {
+                "steps": step,
+                "epochs": utterances_seen / max(1, len(train)),
+                "audio_hours_seen": audio_seen / 3600,
+                "mean_batch_size": utterances_seen / max(1, step),
+                "train_minutes": train_s / 60,
+                "precision": "bf16 autocast, float32 weights" if device.type == "cuda" else "float32",
+                "hardware": hardware,
+                "final_loss": loss_value,
+            },
+            "history": history,
+        }
+    )
+    report["total_minutes"] = (time.perf_counter() - started) / 60
+    write_card(args.out, report)
+    log_report = {k: v for k, v in report.items() if k != "config"}
+    (args.out / "training_log.json").write_text(json.dumps(log_report, indent=1) + "\n")
+    log(f"checkpoint written to {args.out} ({report['size_mb']:.1f} MB) in {report['total_minutes']:.1f} min")
+    return report
+
+
+if __name__ == "__main__":
+    main()
