@@ -14,6 +14,10 @@ import io
 import os
 import re
 import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -144,31 +148,66 @@ _UNKNOWN_LENGTH = 0x7FFFF000  # streaming writers (sox, ffmpeg) put 0x7ffff000 o
 
 def _decode(source: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
     """Open (a failure means a format soundfile cannot read), then read (a failure means damaged data)."""
+    with _c_stderr_kept_unless_failed():
+        return _open_and_read(source, label)
+
+
+def _open_and_read(source: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
     try:
         audio = sf.SoundFile(source)
     except sf.LibsndfileError as error:
-        raise AudioDecodeError(f"{label}: not a readable audio file ({error.error_string})") from None
+        # libsndfile says "does not exist" of some damaged MP3s; the file was checked to exist
+        detail = "damaged or unrecognised data" if "does not exist" in error.error_string else error.error_string
+        raise AudioDecodeError(f"{label}: not a readable audio file ({detail})") from None
     with audio:
         try:
             data = audio.read(dtype="float32", always_2d=True)
         except RuntimeError as error:  # soundfile's LibsndfileError is one: damaged data shows while reading
             detail = getattr(error, "error_string", str(error)).removeprefix("Error : ")
             raise AudioDecodeError(f"{label}: corrupt audio ({detail})") from None
-        _refuse_truncated(audio, label)
+        _refuse_truncated(audio, len(data), label)
         return data, audio.samplerate
 
 
-def _refuse_truncated(audio: sf.SoundFile, label: str) -> None:
-    """A WAV cut short (an interrupted copy or upload) decodes without error: compare with its header."""
+@contextmanager
+def _c_stderr_kept_unless_failed() -> Iterator[None]:
+    """Hold what C decoders print straight to stderr (libmpg123 warns about damaged MP3s) meanwhile.
+
+    A file that fails gets one :class:`AudioDecodeError` line, so their chatter about it is
+    dropped; a file that decodes keeps its warnings, which may be the only hint of damage.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except AudioDecodeError:
+            raise
+        else:
+            held.seek(0)
+            os.write(saved, held.read())
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _refuse_truncated(audio: sf.SoundFile, frames_read: int, label: str) -> None:
+    """A file cut short (an interrupted copy or upload) may decode without error: compare with its header.
+
+    For a WAV, libsndfile counts the frames it finds and logs the size the header announced; for
+    other formats ``audio.frames`` is the header's count (an MP3's Xing header). 1 % of slack
+    allows for MP3s whose length libsndfile can only estimate.
+    """
+    seconds = frames_read / audio.samplerate
+    announced = audio.frames / audio.samplerate
     match = _SHORT_DATA_CHUNK.search(audio.extra_info)
-    if match is None or audio.frames == 0:
-        return
-    announced, present = map(int, match.groups())
-    if present < announced < _UNKNOWN_LENGTH:
-        seconds = audio.frames / audio.samplerate
-        raise AudioDecodeError(
-            f"{label}: truncated (the header announces {seconds * announced / present:.2f} s, the file holds {seconds:.2f} s)"
-        )
+    if match:
+        declared_bytes, present_bytes = map(int, match.groups())
+        if 0 < present_bytes < declared_bytes < _UNKNOWN_LENGTH:
+            announced = seconds * declared_bytes / present_bytes
+    if seconds < 0.99 * announced:
+        raise AudioDecodeError(f"{label}: truncated (the header announces {announced:.2f} s, the file holds {seconds:.2f} s)")
 
 
 def load_minds14(

@@ -235,6 +235,7 @@ class ValidationReport:
             rows = [row for row in self.bad if row.problem == problem]
             lines.append(f"  {problem}: {len(rows)} row{'s' * (len(rows) > 1)}, e.g.")
             lines += [f"    {row.split}[{row.index}] {row.message}" for row in rows[:3]]
+            lines += [f"    and {len(rows) - 3} more"] if len(rows) > 3 else []
         return "\n".join(lines)
 
 

@@ -351,11 +351,17 @@ def prepare_fast_model(
     """
     if freeze_feature_encoder:
         model.freeze_feature_encoder()
-    if getattr(model, "is_gradient_checkpointing", False):
+    if getattr(model, "is_activation_checkpointing", False):  # transformers >= 5.2x names
+        model.activation_checkpointing_disable()
+    elif getattr(model, "is_gradient_checkpointing", False):
         model.gradient_checkpointing_disable()
     if getattr(model, "_supports_sdpa", False):
         model.set_attn_implementation("sdpa")
     if can_compile() if compile is None else compile:
+        import torch._dynamo
+
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))  # room for eval mode too
         backbone = model.base_model
         for layer in backbone.encoder.layers:
             layer.compile()

@@ -45,7 +45,10 @@ def _speech_like(processor, n=32):
 
 def _model(processor):
     model = load_model(processor, "offline", seed=0, freeze_feature_encoder=True)
-    model.config.mask_time_prob = 0.0  # SpecAugment draws depend on batch shapes; the rest is deterministic
+    # SpecAugment and the dropout before the CTC head draw random numbers per batch shape; without
+    # them training is deterministic and the two profiles can be compared step by step
+    model.config.mask_time_prob = 0.0
+    model.dropout.p = 0.0
     return model
 
 
@@ -130,10 +133,10 @@ def test_fast_args_on_this_machine(tmp_path):
 
 def test_prepare_fast_model_on_cpu(processor):
     model = load_model(processor, "offline", seed=0)
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     prepare_fast_model(model)
     assert model.config._attn_implementation == "sdpa"
-    assert not model.is_gradient_checkpointing
+    assert not model.is_activation_checkpointing
     assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
     if not torch.cuda.is_available():  # compiled regions only where torch.compile pays
         assert all(getattr(layer, "_compiled_call_impl", None) is None for layer in model.wav2vec2.encoder.layers)
@@ -149,7 +152,8 @@ def test_bucket_padding_changes_no_prediction(processor):
     assert batch["labels"].shape[1] % 8 == 0
     with torch.inference_mode():
         logits = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).logits
-    texts = processor.batch_decode(logits.argmax(-1))
+    frames = model._get_feat_extract_output_lengths(batch["attention_mask"].sum(-1))
+    texts = [processor.decode(ids[:n]) for ids, n in zip(logits.argmax(-1), frames)]
     assert texts == [greedy_decode(model, processor, [a])[0] for a in speech]
 
 

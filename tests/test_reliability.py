@@ -38,7 +38,13 @@ from asr_helpers.preprocessing import (
     validate_dataset,
 )
 from asr_helpers.synth import CORPUS_DIR
-from asr_helpers.training import NonFiniteLossError, StopOnNonFiniteLoss, build_trainer, course_training_args
+from asr_helpers.training import (
+    NonFiniteLossError,
+    StopOnNonFiniteLoss,
+    build_trainer,
+    course_training_args,
+    last_checkpoint,
+)
 from conftest import SENTENCES, tone
 
 
@@ -75,15 +81,9 @@ def model_dir(model, processor, tmp_path_factory):
 # --- transcribe: one bad file among good ones ------------------------------------------------
 
 
-def _wav_bytes(seconds: float, rate: int = 16000) -> bytes:
+def _encoded(seconds: float, format: str, subtype: str) -> bytes:
     buffer = io.BytesIO()
-    sf.write(buffer, tone(300, seconds, rate), rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-def _flac_bytes(seconds: float, rate: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, tone(300, seconds, rate), rate, format="FLAC")
+    sf.write(buffer, tone(300, seconds, 16000), 16000, format=format, subtype=subtype)
     return buffer.getvalue()
 
 
@@ -101,9 +101,14 @@ BAD_FILES = {  # name: (how to make it, the message after "error: PATH: ")
                   r"not a readable audio file \(Format not recognised\.\)"),
     "phone.m4a": (lambda path: path.write_bytes(b"\0\0\0\x20ftypM4A \0\0\0\0M4A mp42isom" + bytes(4000)),
                   r"not a readable audio file \(Format not recognised\.\)"),
-    "cut.wav": (lambda path: path.write_bytes(_wav_bytes(1.0)[:16044]),
+    "cut.wav": (lambda path: path.write_bytes(_encoded(1.0, "WAV", "PCM_16")[:16044]),
                 r"truncated \(the header announces 1\.00 s, the file holds 0\.50 s\)"),
-    "cut.flac": (lambda path: path.write_bytes(_flac_bytes(1.0)[:3000]), r"corrupt audio \(flac decoder lost sync\.\)"),
+    "cut.mp3": (lambda path: path.write_bytes(_encoded(3.0, "MP3", "MPEG_LAYER_III")[:1200]),  # libmpg123 warns on fd 2
+                r"truncated \(the header announces 3\.00 s, the file holds 0\.\d\d s\)"),
+    "cut.flac": (lambda path: path.write_bytes(_encoded(1.0, "FLAC", "PCM_16")[:3000]),
+                 r"corrupt audio \(flac decoder lost sync\.\)"),
+    "cut.ogg": (lambda path: path.write_bytes(_encoded(1.0, "OGG", "VORBIS")[:2000]),
+                r"not a readable audio file \(Supported file format but file is malformed\.\)"),
     "nan.wav": (_nan_wav, r"corrupt audio \(NaN or infinite samples\)"),
     "click.wav": (lambda path: sf.write(path, tone(300, 0.005, 16000), 16000),
                   r"too short \(5 ms; the model needs at least 25 ms\)"),
@@ -111,13 +116,13 @@ BAD_FILES = {  # name: (how to make it, the message after "error: PATH: ")
 
 
 @pytest.mark.parametrize("bad", list(BAD_FILES))
-def test_cli_transcribe_reports_a_bad_file_and_transcribes_the_good_ones(bad, model, processor, model_dir, write_audio, capsys):
+def test_cli_transcribe_reports_a_bad_file_and_transcribes_the_good_ones(bad, model, processor, model_dir, write_audio, capfd):
     good = [write_audio("first.wav", tone(200, 0.7, 22050), 22050), write_audio("last.flac", tone(400, 1.1, 8000), 8000)]
     make, message = BAD_FILES[bad]
     bad_path = good[0].parent / bad
     make(bad_path)
     code = main(["transcribe", "--model", str(model_dir), str(good[0]), str(bad_path), str(good[1])])
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()  # file descriptors: C libraries write to stderr directly
     assert code == 2
     assert out.splitlines() == [f"{path}\t{text}" for path, text in zip(good, transcribe(model, processor, good))]
     assert len(err.splitlines()) == 1 and "Traceback" not in err
@@ -362,6 +367,15 @@ training.build_trainer = build_with_kill
 from asr_helpers.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    assert last_checkpoint(tmp_path) is None
+    for step, complete in ((2, True), (10, True), (12, False)):  # killed while saving checkpoint-12
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
 
 
 def _eval_losses(checkpoint: Path) -> dict[int, float]:

@@ -1,0 +1,429 @@
+#!/usr/bin/env python
+"""Training throughput: the guide's recipe against the fast profile, one after the other, one process.
+
+The model is wav2vec2-base's architecture (``Wav2Vec2Config()``: 7 convolutions of 512 channels,
+12 Transformer layers of 768) with random weights: the hub is out of reach, and the arithmetic is
+that of the pre-trained checkpoint. The audio is synthetic noise with MInDS-14-like lengths
+(gamma distributed, mean 9 s, 1.5 to 30 s) and character labels of 8 per second. Each run trains
+through the project's own code (``guide_training_args`` + ``build_trainer``, or
+``fast_training_args`` + ``build_fast_trainer``) for one length sweep of warm-up (compilation
+included), then times two more sweeps between two device synchronisations.
+
+Length grouping (``train_sampling_strategy="group_by_length"``) sorts each "megabatch" of shuffled
+clips longest first, so consecutive batches sweep from long to short clips. Each run therefore
+gets the first ``4 x sweep x batch`` clips, which makes every megabatch exactly ``--sweep``
+batches, and times whole sweeps: guide and fast profile see the same length distribution.
+
+Reported per run: audio seconds and examples per second, MFU (model FLOPs of the real audio,
+counted analytically, over the GPU's dense bf16 peak), peak memory, padding, mean training loss.
+The results go to ``benchmarks/results/<gpu-name>.json`` (``--out``)::
+
+    python benchmarks/train_throughput.py                              # on a GPU
+    python benchmarks/train_throughput.py --device cpu --tiny --sweep 2 --runs guide,fast   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import transformers  # noqa: E402
+from transformers import TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC  # noqa: E402
+
+from asr_helpers.preprocessing import build_processor  # noqa: E402
+from asr_helpers.training import (  # noqa: E402
+    build_fast_trainer,
+    build_trainer,
+    fast_batch_size,
+    fast_training_args,
+    guide_training_args,
+    seed_length_grouping,
+)
+
+RATE = 16_000
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
+DENSE_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H20": 148.0, "GH200": 989.0, "A100": 312.0,
+                          "A10G": 70.0, "L4": 121.0, "L40S": 362.0, "RTX 4090": 165.0}
+
+
+# ----------------------------------------------------------------------------- model FLOPs
+def conv_lengths(config: Wav2Vec2Config, samples: int) -> list[int]:
+    """Output length of each feature-encoder convolution for ``samples`` input samples."""
+    lengths, length = [], samples
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+        length = (length - kernel) // stride + 1
+        lengths.append(length)
+    return lengths
+
+
+def forward_flops(config: Wav2Vec2Config, samples: int, vocab: int) -> tuple[float, float]:
+    """Forward FLOPs (2 per multiply-add) of one unpadded example: (feature encoder, the rest).
+
+    Convolutions, linear layers, attention scores and values, the positional convolution and the
+    CTC head; normalisations, activations and the loss are left out (under 1 %).
+    """
+    lengths = conv_lengths(config, samples)
+    channels_in, encoder = 1, 0.0
+    for length, channels, kernel in zip(lengths, config.conv_dim, config.conv_kernel):
+        encoder += 2.0 * length * channels * channels_in * kernel
+        channels_in = channels
+    frames, d, ff = lengths[-1], config.hidden_size, config.intermediate_size
+    rest = 2.0 * frames * config.conv_dim[-1] * d  # feature projection
+    rest += 2.0 * frames * d * (d // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings
+    per_layer = 2.0 * frames * (4 * d * d + 2 * d * ff) + 4.0 * frames * frames * d  # QKVO + FFN, QK^T + AV
+    rest += config.num_hidden_layers * per_layer
+    rest += 2.0 * frames * d * vocab  # CTC head
+    return encoder, rest
+
+
+def train_flops(config: Wav2Vec2Config, samples: int, vocab: int, frozen_encoder: bool) -> float:
+    """Training FLOPs of one example: forward + backward (2x forward) of what is trained, forward
+    only of a frozen feature encoder (no gradient flows into it)."""
+    encoder, rest = forward_flops(config, samples, vocab)
+    return (1.0 if frozen_encoder else 3.0) * encoder + 3.0 * rest
+
+
+def check_flops_against_torch(config: Wav2Vec2Config, vocab: int, seconds: float = 2.0) -> dict:
+    """Cross-check :func:`train_flops` with ``torch.utils.flop_counter`` on one CPU training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = Wav2Vec2ForCTC(_model_config(config, vocab, layerdrop=0.0, attn="eager")).train()
+    model.freeze_feature_encoder()
+    model.config.mask_time_prob = 0.0
+    samples = int(seconds * RATE)
+    audio = torch.randn(1, samples)
+    labels = torch.randint(1, vocab, (1, int(8 * seconds)))
+    with FlopCounterMode(display=False) as counter:
+        model(input_values=audio, labels=labels).loss.backward()
+    counted = counter.get_total_flops()
+    analytic = train_flops(model.config, samples, vocab, frozen_encoder=True)
+    # torch's counter takes the grouped positional convolution's backward for an ungrouped one
+    # (16x too much for grad_input), so compare without that module as well
+    pos = sum(counter.get_flop_counts().get("Wav2Vec2ForCTC.wav2vec2.encoder.pos_conv_embed", {}).values())
+    d, frames = model.config.hidden_size, conv_lengths(model.config, samples)[-1]
+    pos_analytic = 3 * 2.0 * frames * d * (d // model.config.num_conv_pos_embedding_groups) * model.config.num_conv_pos_embeddings
+    return {"seconds": seconds, "torch_flop_counter": counted, "analytic": analytic, "ratio": analytic / counted,
+            "ratio_without_positional_conv": (analytic - pos_analytic) / (counted - pos)}
+
+
+# ----------------------------------------------------------------------------- data
+class SyntheticSpeech(torch.utils.data.Dataset):
+    """Noise clips with MInDS-14-like durations and random character labels (8 per second)."""
+
+    def __init__(self, n: int, vocab: int, mean_s: float = 9.0, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        seconds = np.clip(rng.gamma(4.0, mean_s / 4.0, n), 1.5, 30.0)
+        self.lengths = (seconds * RATE).astype(int).tolist()
+        self.offsets = rng.integers(0, RATE, n).tolist()
+        self.labels = [rng.integers(3, vocab, max(1, round(8 * s))).tolist() for s in seconds]
+        self.pool = rng.standard_normal(31 * RATE + RATE).astype(np.float32)  # sliced, not copied
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> dict:
+        start = self.offsets[i]
+        return {"input_values": self.pool[start : start + self.lengths[i]], "labels": self.labels[i],
+                "input_length": self.lengths[i]}
+
+
+class CountingCollator:
+    """Wraps a collator; adds the batch's real audio samples and model FLOPs (popped before the model)."""
+
+    def __init__(self, collator, flops_of):
+        self.collator, self.flops_of = collator, flops_of
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        lengths = [len(f["input_values"]) for f in features]
+        # plain floats: they stay on the host (a tensor would go to the GPU and cost a sync to read)
+        batch["_real_samples"] = [float(sum(lengths)), float(sum(self.flops_of(n) for n in lengths))]
+        return batch
+
+
+class Meter:
+    """Counts what the training steps consumed; read at the window's edges by :class:`Window`."""
+
+    def __init__(self):
+        self.real = self.padded = self.examples = self.flops = 0.0
+        self.losses: list[torch.Tensor] = []
+
+    def wrap(self, trainer):
+        step = trainer.training_step
+
+        def counted(model, inputs, num_items_in_batch=None):
+            real = inputs.pop("_real_samples")
+            self.real += real[0]
+            self.flops += real[1]
+            self.padded += inputs["input_values"].numel()
+            self.examples += inputs["input_values"].shape[0]
+            loss = step(model, inputs, num_items_in_batch)
+            self.losses.append(loss.detach().float())
+            return loss
+
+        trainer.training_step = counted
+
+    def snapshot(self) -> tuple[float, float, float, float, int]:
+        return self.real, self.padded, self.examples, self.flops, len(self.losses)
+
+
+class Window(TrainerCallback):
+    """Times optimizer steps ``warmup`` to ``warmup + steps`` between device synchronisations."""
+
+    def __init__(self, meter: Meter, warmup: int, steps: int, device: str):
+        self.meter, self.warmup, self.steps, self.device = meter, warmup, steps, device
+        self.start = self.end = None
+
+    def _sync(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.warmup:
+            self._sync()
+            self.start = (time.perf_counter(), self.meter.snapshot())
+        elif state.global_step == self.warmup + self.steps:
+            self._sync()
+            self.end = (time.perf_counter(), self.meter.snapshot())
+            control.should_training_stop = True
+
+
+# ----------------------------------------------------------------------------- runs
+def _model_config(base: Wav2Vec2Config, vocab: int, layerdrop: float, attn: str | None = None) -> Wav2Vec2Config:
+    config = Wav2Vec2Config(**{**base.to_dict(), "vocab_size": vocab, "pad_token_id": 0, "layerdrop": layerdrop,
+                               "ctc_loss_reduction": "mean"})
+    if attn:
+        config._attn_implementation = attn
+    return config
+
+
+def base_config(tiny: bool) -> Wav2Vec2Config:
+    """wav2vec2-base's architecture and its checkpoint's dropout settings (``Wav2Vec2Config()``
+    defaults), or a tiny stand-in for smoke tests on a CPU."""
+    if not tiny:
+        return Wav2Vec2Config()
+    return Wav2Vec2Config(conv_dim=(32,) * 7, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=128, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+
+
+def run_batch(name: str, args) -> int:
+    """The batch the length-grouped sampler sees: the guide's 8 x 2 = 16, or the fast profile's."""
+    if not name.startswith("fast"):
+        return 16
+    return int(name.split("-b")[1]) if "-b" in name else args.batch_size
+
+
+def run_one(name: str, args, processor, master, config, device: str) -> dict:
+    """One training run of ``name``: guide, guide-unfrozen, fast, fast-eager or fast-b<N>."""
+    vocab = len(processor.tokenizer)
+    fast = name.startswith("fast")
+    dataset = torch.utils.data.Subset(master, range(4 * args.sweep * run_batch(name, args)))
+    frozen = name != "guide-unfrozen"
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(_model_config(config, vocab, args.layerdrop))
+    if not fast and frozen:
+        model.freeze_feature_encoder()  # as the project's fine_tune does for wav2vec2-base
+    common = dict(max_steps=args.warmup + args.steps + 1, eval_strategy="no", save_strategy="no",
+                  load_best_model_at_end=False, logging_steps=10_000, disable_tqdm=True, report_to="none",
+                  seed=0, data_seed=0, use_cpu=device == "cpu")
+    out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    if fast:
+        targs = fast_training_args(out, batch_size=run_batch(name, args), **common)
+        # fast_training_args rescales a recipe's step counts to its bigger batch (same samples);
+        # here the run must last the same number of *optimizer steps* as the timing window
+        targs.max_steps = common["max_steps"]
+        trainer = build_fast_trainer(model, targs, processor, dataset, None, "offline",
+                                     compile=False if name == "fast-eager" else None if device == "cuda" else args.compile)
+    else:
+        targs = guide_training_args(out, **common)
+        trainer = seed_length_grouping(build_trainer(model, targs, processor, dataset, None, "offline"))
+    flops_of = lambda n: train_flops(model.config, n, vocab, frozen)  # noqa: E731
+    trainer.data_collator = CountingCollator(trainer.data_collator, flops_of)
+    meter = Meter()
+    meter.wrap(trainer)
+    window = Window(meter, args.warmup, args.steps, device)
+    trainer.add_callback(window)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    began = time.perf_counter()
+    trainer.train()
+    total = time.perf_counter() - began
+    if window.end is None:
+        raise RuntimeError(f"{name}: training stopped before the timed window ended")
+    (t0, s0), (t1, s1) = window.start, window.end
+    seconds = t1 - t0
+    real, padded, examples, flops = (b - a for a, b in zip(s0[:4], s1[:4]))
+    losses = torch.stack(meter.losses[s0[4] : s1[4]]).cpu().numpy()
+    result = dict(
+        name=name, batch=targs.per_device_train_batch_size, accumulation=targs.gradient_accumulation_steps,
+        precision="bf16" if targs.bf16 else "fp16" if targs.fp16 else "fp32",
+        activation_checkpointing=bool(targs.activation_checkpointing), frozen_feature_encoder=frozen,
+        compiled=fast and name != "fast-eager" and (device == "cuda" or args.compile),
+        optimizer=str(targs.optim.value if hasattr(targs.optim, "value") else targs.optim),
+        dataloader_workers=targs.dataloader_num_workers, timed_steps=args.steps, warmup_steps=args.warmup,
+        timed_seconds=seconds, warmup_and_compile_seconds=total - seconds,
+        audio_s_per_s=real / RATE / seconds, samples_per_s=examples / seconds,
+        model_tflops_per_s=flops / seconds / 1e12, padding=1 - real / padded,
+        loss=float(np.mean(losses)), loss_finite=bool(np.isfinite(losses).all()),
+        peak_memory_gib=torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None,
+    )
+    del trainer, model
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def matmul_tflops(device: str) -> float | None:
+    """bf16 8192^3 matrix product rate on random data (the measured ceiling), median of 10."""
+    if device != "cuda":
+        return None
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * 8192**3 / float(np.median(times)) / 1e12
+
+
+def gpu_peak(name: str, override: float | None) -> float | None:
+    if override:
+        return override
+    for key in sorted(DENSE_BF16_PEAK_TFLOPS, key=len, reverse=True):
+        if key in name:
+            return DENSE_BF16_PEAK_TFLOPS[key]
+    return None
+
+
+def table(runs: list[dict], peak: float | None) -> str:
+    head = (f"{'run':<16}{'batch':>7}{'prec':>6}{'audio-s/s':>11}{'samples/s':>11}{'TFLOP/s':>9}{'MFU':>7}"
+            f"{'peak GiB':>10}{'pad %':>7}{'loss':>9}{'vs guide':>10}")
+    lines = [head, "-" * len(head)]
+    guide = next((r["audio_s_per_s"] for r in runs if r["name"] == "guide"), None)
+    for r in runs:
+        mfu = f"{r['model_tflops_per_s'] / peak:.3f}" if peak else "n/a"
+        mem = f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] is not None else "n/a"
+        speed = f"{r['audio_s_per_s'] / guide:.1f}x" if guide else ""
+        lines.append(f"{r['name']:<16}{r['batch']:>4}x{r['accumulation']:<2}{r['precision']:>6}{r['audio_s_per_s']:>11.0f}"
+                     f"{r['samples_per_s']:>11.1f}{r['model_tflops_per_s']:>9.1f}{mfu:>7}{mem:>10}"
+                     f"{100 * r['padding']:>7.1f}{r['loss']:>9.3f}{speed:>10}")
+    return "\n".join(lines)
+
+
+def summarize(results, args, gpu, device, peak, measured, config, vocab, dataset) -> dict:
+    ok = [r for r in results if "error" not in r]
+    guide = next((r for r in ok if r["name"] == "guide"), None)
+    fast = next((r for r in ok if r["name"] == "fast"), None)
+    return dict(
+        gpu=gpu, device=device, guide_audio_s_per_s=guide and guide["audio_s_per_s"],
+        fast_audio_s_per_s=fast and fast["audio_s_per_s"],
+        speedup_vs_guide=guide and fast and fast["audio_s_per_s"] / guide["audio_s_per_s"],
+        fast_mfu=fast and peak and fast["model_tflops_per_s"] / peak,
+        peak_tflops_dense_bf16=peak, measured_bf16_matmul_tflops=measured,
+        fast_mfu_vs_measured_matmul=fast and measured and fast["model_tflops_per_s"] / measured,
+        model="wav2vec2-base architecture (Wav2Vec2Config() defaults), random init" + (" [TINY]" if args.tiny else ""),
+        layerdrop=args.layerdrop,
+        train_gflop_per_audio_second=train_flops(config, RATE * 9, vocab, True) / 9 / 1e9,
+        data=dict(clips=len(dataset), mean_seconds=float(np.mean(dataset.lengths) / RATE),
+                  distribution="gamma(shape 4, mean 9 s) clipped to 1.5-30 s; each run takes the first 4 x sweep x batch"),
+        sweep=args.sweep, warmup_steps=args.warmup, timed_steps=args.steps,
+        versions=dict(python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__,
+                      cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if device == "cuda" else None),
+        cpu_count=os.cpu_count(), runs=results,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--runs", default="guide,fast-eager,fast",
+                        help="comma-separated: guide, guide-unfrozen, fast, fast-eager, fast-b<N> (default: %(default)s)")
+    parser.add_argument("--sweep", type=int, default=14,
+                        help="batches per length sweep: one sweep of warm-up, two timed (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=None, help="fast profile batch (default: fast_batch_size())")
+    parser.add_argument("--mean-seconds", type=float, default=9.0)
+    parser.add_argument("--layerdrop", type=float, default=0.0,
+                        help="wav2vec2-base's checkpoint uses 0.1; 0 keeps every layer so the FLOP count is exact")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model instead of wav2vec2-base (smoke test)")
+    parser.add_argument("--compile", action="store_true", help="compile on CPU too (on CUDA the profile decides)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak for MFU (default: by GPU name)")
+    parser.add_argument("--check-flops", action="store_true", help="compare the FLOP count with torch's counter (CPU)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("no CUDA device: use --device cpu")
+    config = base_config(args.tiny)
+    if args.batch_size is None:
+        args.batch_size = fast_batch_size() if device == "cuda" else 16
+    with tempfile.TemporaryDirectory() as folder:
+        vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{ch: i + 3 for i, ch in enumerate(LETTERS)}}
+        processor = build_processor(vocab, folder)
+    processor.feature_extractor.return_attention_mask = False  # as wav2vec2-base's processor (group norm)
+
+    if args.check_flops:
+        print(json.dumps(check_flops_against_torch(config, len(vocab)), indent=1))
+
+    runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    args.warmup, args.steps = args.sweep, 2 * args.sweep
+    n = 4 * args.sweep * max(run_batch(r, args) for r in runs)
+    dataset = SyntheticSpeech(n, len(vocab), args.mean_seconds)
+    gpu = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
+    peak = gpu_peak(gpu, args.peak_tflops) if device == "cuda" else args.peak_tflops
+    print(f"device: {gpu}; dense bf16 peak used for MFU: {peak} TFLOP/s; {n} clips, "
+          f"mean {np.mean(dataset.lengths) / RATE:.2f} s; torch {torch.__version__}, transformers {transformers.__version__}",
+          flush=True)
+    measured = matmul_tflops(device)
+    if measured:
+        print(f"bf16 8192^3 matmul measured: {measured:.0f} TFLOP/s", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") + ("-tiny" if args.tiny else "")
+    path = args.out / f"{slug}.json"
+    results: list[dict] = []
+    for name in runs:
+        print(f"--- {name}", flush=True)
+        try:
+            results.append(run_one(name, args, processor, dataset, config, device))
+            r = results[-1]
+            print(f"{name}: {r['audio_s_per_s']:.0f} audio-s/s, {r['model_tflops_per_s']:.1f} TFLOP/s, "
+                  f"loss {r['loss']:.3f}, warm-up {r['warmup_and_compile_seconds']:.0f} s", flush=True)
+        except Exception as error:  # keep the other runs' numbers
+            print(f"{name} FAILED: {type(error).__name__}: {error}", flush=True)
+            results.append({"name": name, "error": f"{type(error).__name__}: {error}"})
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        summary = summarize(results, args, gpu, device, peak, measured, config, len(vocab), dataset)
+        path.write_text(json.dumps(summary, indent=1) + "\n")  # after every run: a cut-off run keeps the rest
+
+    print()
+    print(table([r for r in results if "error" not in r], peak))
+    print(f"\nspeedup_vs_guide={summary['speedup_vs_guide']}, fast_mfu={summary['fast_mfu']}; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

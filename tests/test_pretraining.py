@@ -1,0 +1,243 @@
+"""The pre-training corpus generator, the shipped course-base checkpoint and its training script."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import asr_helpers
+from asr_helpers import synth
+from asr_helpers.preprocessing import check_vocab, normalize_text
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)"
+)
+CHECKPOINT = Path(asr_helpers.__file__).parent / "checkpoints" / "course-base"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pretrain_checkpoint.py"
+ALLOWED_TEXT = re.compile(r"[a-zA-Z' ,?.]+")
+SIZE_LIMIT = 15_000_000  # bytes of model.safetensors
+
+
+def course_texts() -> list[str]:
+    """Every sentence the course templates can produce, and every transcript of the shipped corpus."""
+    with (synth.CORPUS_DIR / "metadata.csv").open(newline="") as handle:
+        shipped = [row["transcription"] for row in csv.DictReader(handle)]
+    return shipped + [s for sentences in synth.sentences_by_intent().values() for s in sentences]
+
+
+@pytest.fixture(scope="module")
+def sentences() -> dict[str, list[str]]:
+    return {"train": synth.pretraining_sentences(0, "train", 4000), "heldout": synth.pretraining_sentences(0, "heldout", 300)}
+
+
+# --- sentences: no espeak-ng needed -------------------------------------------------------------
+
+
+def test_pretraining_sentences_share_none_with_the_course(sentences: dict[str, list[str]]) -> None:
+    course = {normalize_text(text) for text in course_texts()}
+    for split, texts in sentences.items():
+        normalized = [normalize_text(text) for text in texts]
+        assert len(set(normalized)) == len(texts), f"{split}: a sentence repeats"
+        assert not set(normalized) & course, split
+
+
+def test_train_and_heldout_sentences_are_disjoint(sentences: dict[str, list[str]]) -> None:
+    train = {normalize_text(text) for text in sentences["train"]}
+    assert not train & {normalize_text(text) for text in sentences["heldout"]}
+    assert all(synth.pretraining_split_of(text) == "heldout" for text in sentences["heldout"])
+
+
+def test_pretraining_sentences_are_general_english_in_words(sentences: dict[str, list[str]]) -> None:
+    texts = sentences["train"]
+    assert all(ALLOWED_TEXT.fullmatch(text) for text in texts)  # no digits: numbers are words
+    words = {word for text in texts for word in normalize_text(text).split()}
+    assert len(words) >= 1000
+    assert not words & {"ACCOUNT", "BALANCE", "DEPOSIT", "DEBIT", "LOAN", "ATM", "TRANSFER", "WITHDRAW"}
+    assert 5 <= np.mean([len(text.split()) for text in texts]) <= 12
+
+
+@pytest.mark.parametrize("number", [0, 7, 13, 20, 45, 100, 105, 999, 1000, 1905, 2024, 9999, 40_512])
+def test_spelled_numbers_match_the_course_normalisation(number: int) -> None:
+    assert synth.spell_number(number).upper() == normalize_text(str(number))
+
+
+def test_years_times_and_ordinals_are_words() -> None:
+    assert synth.spell_year(1984) == "nineteen eighty four"
+    assert synth.spell_year(1905) == "nineteen oh five"
+    assert synth.spell_year(2007) == "two thousand seven"
+    assert synth.spell_year(1900) == "nineteen hundred"
+    assert [synth.spell_ordinal(n) for n in (1, 3, 20, 22, 30, 31)] == [
+        "first", "third", "twentieth", "twenty second", "thirtieth", "thirty first",
+    ]
+
+
+# --- voices and plan: no espeak-ng needed ----------------------------------------------------
+
+
+def test_pretraining_voices_never_include_the_course_test_variants() -> None:
+    train, heldout = set(synth.PRETRAIN_VARIANTS["train"]), set(synth.PRETRAIN_VARIANTS["heldout"])
+    course_test = set(synth.VARIANTS["test"])
+    assert not (train | heldout) & course_test
+    assert not train & heldout
+    assert not (train | heldout) & set(synth.PRETRAIN_EXCLUDED_VARIANTS)
+    assert set(synth.VARIANTS["train"]) <= train  # the course's training voices are pre-trained on
+    assert len(train) >= 60 and len(heldout) >= 6
+
+    plan = synth.plan_pretraining(0, 2000, 100)
+    for utterance in plan:
+        accent, variant = utterance.voice.split("+")
+        assert accent in synth.ACCENTS
+        assert variant in synth.PRETRAIN_VARIANTS[utterance.split]
+        assert variant not in course_test
+
+
+def test_every_pretraining_variant_exists_in_espeak_ng_data() -> None:
+    folders = [Path(p) / "voices" / "!v" for p in (
+        "/usr/lib/x86_64-linux-gnu/espeak-ng-data", "/usr/lib/aarch64-linux-gnu/espeak-ng-data",
+        "/usr/share/espeak-ng-data", "/usr/local/share/espeak-ng-data",
+    )]
+    folder = next((f for f in folders if f.is_dir()), None)
+    if folder is None:
+        pytest.skip("espeak-ng data not found (Debian package espeak-ng-data)")
+    available = {path.name for path in folder.iterdir()}
+    used = set(synth.PRETRAIN_VARIANTS["train"]) | set(synth.PRETRAIN_VARIANTS["heldout"])
+    assert used <= available
+    # every variant of this espeak-ng is either used, excluded, or a course test voice
+    assert available <= used | set(synth.PRETRAIN_EXCLUDED_VARIANTS) | set(synth.VARIANTS["test"])
+
+
+def test_plan_is_deterministic_and_a_small_plan_is_a_prefix() -> None:
+    big = synth.plan_pretraining(0, 40, 6)
+    assert big == synth.plan_pretraining(0, 40, 6)
+    assert synth.plan_pretraining(0, 10, 2) == big[:10] + big[40:42]
+    assert synth.plan_pretraining(1, 10, 2) != big[:10] + big[40:42]
+    for utterance in big:
+        assert synth.PRETRAIN_SPEED_WPM[0] <= utterance.speed <= synth.PRETRAIN_SPEED_WPM[1]
+        assert synth.PRETRAIN_PITCH[0] <= utterance.pitch <= synth.PRETRAIN_PITCH[1]
+        assert synth.PRETRAIN_SNR_DB[0] <= utterance.snr_db <= synth.PRETRAIN_SNR_DB[1]
+        low, high = utterance.band_hz
+        assert synth.TELEPHONE_LOW_HZ[0] <= low <= synth.TELEPHONE_LOW_HZ[1]
+        assert synth.TELEPHONE_HIGH_HZ[0] <= high <= synth.TELEPHONE_HIGH_HZ[1]
+
+
+def test_telephone_band_keeps_the_voice_band_and_removes_the_rest() -> None:
+    rate = synth.SAMPLE_RATE
+    t = np.arange(rate) / rate
+    tones = {hz: np.sin(2 * np.pi * hz * t) for hz in (100, 1000, 3900)}
+    for hz, tone in tones.items():
+        kept = synth.telephone_band(tone, 300, 3400)
+        ratio = np.sqrt(np.mean(kept[1000:-1000] ** 2) / np.mean(tone[1000:-1000] ** 2))
+        assert (ratio > 0.99) if hz == 1000 else (ratio < 0.01), hz
+
+
+def test_noise_is_added_at_the_asked_snr() -> None:
+    rng = np.random.default_rng(0)
+    speech = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+    noisy = synth.add_noise(speech, 20.0, rng)
+    snr = 10 * np.log10(np.mean(speech**2) / np.mean((noisy - speech) ** 2))
+    assert abs(snr - 20.0) < 0.5
+
+
+# --- generation and training: need espeak-ng ------------------------------------------------
+
+
+@needs_espeak
+def test_pretraining_generator_is_deterministic(tmp_path: Path) -> None:
+    first = synth.generate_pretraining_corpus(tmp_path / "a", seed=3, n_train=4, n_heldout=2, progress=False)
+    second = synth.generate_pretraining_corpus(tmp_path / "b", seed=3, n_train=4, n_heldout=2, workers=1, progress=False)
+
+    def digests(root: Path) -> dict[str, str]:
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+    assert digests(first.parent) == digests(second.parent)
+    with first.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == synth.PRETRAIN_METADATA_COLUMNS
+    assert [row["split"] for row in rows] == ["heldout"] * 2 + ["train"] * 4
+    for row in rows:
+        info = sf.info(first.parent / row["file"])
+        assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_16", 8000, 1)
+        assert abs(info.frames / 8000 - float(row["duration_s"])) <= 0.0005 + 1e-9
+
+
+@needs_espeak
+def test_training_script_runs_a_few_steps(tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    command = [
+        sys.executable, str(SCRIPT), "--out", str(out), "--corpus", str(tmp_path / "corpus"), "--seed", "0",
+        "--n-train", "6", "--n-heldout", "2", "--max-steps", "2", "--batch-seconds", "8", "--workers", "2",
+        "--eval-every", "1", "--log-every", "1", "--no-course-eval", "--device", "cpu",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "step 2/2" in result.stdout
+    for name in ("config.json", "model.safetensors", "vocab.json", "README.md", "training_log.json"):
+        assert (out / name).is_file(), name
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["train"]["steps"] == 2 and set(log["heldout"]) == {"wer", "cer"}
+    assert "## Reproduce" in (out / "README.md").read_text()
+
+
+# --- the shipped checkpoint: no espeak-ng needed -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    return Wav2Vec2ForCTC.from_pretrained(CHECKPOINT), Wav2Vec2Processor.from_pretrained(CHECKPOINT)
+
+
+def test_shipped_checkpoint_loads_and_its_vocab_covers_the_course(checkpoint) -> None:
+    model, processor = checkpoint
+    vocab = processor.tokenizer.get_vocab()
+    assert set("ABCDEFGHIJKLMNOPQRSTUVWXYZ'|") <= set(vocab)
+    assert model.config.vocab_size == len(processor.tokenizer)
+    assert model.config.pad_token_id == processor.tokenizer.pad_token_id == vocab["<pad>"]
+    assert check_vocab(course_texts(), processor) == {}
+    assert processor.feature_extractor.sampling_rate == 16_000
+    assert processor.feature_extractor.return_attention_mask
+
+
+def test_shipped_checkpoint_is_the_small_course_architecture(checkpoint) -> None:
+    from asr_helpers.modeling import small_config
+
+    model, processor = checkpoint
+    expected = small_config(len(processor.tokenizer), processor.tokenizer.pad_token_id)
+    for key in ("conv_dim", "conv_stride", "conv_kernel", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "feat_extract_norm", "do_stable_layer_norm", "ctc_loss_reduction"):
+        assert tuple(np.atleast_1d(getattr(model.config, key))) == tuple(np.atleast_1d(getattr(expected, key))), key
+    assert (CHECKPOINT / "model.safetensors").stat().st_size <= SIZE_LIMIT
+
+
+def test_shipped_checkpoint_transcribes_course_audio(checkpoint) -> None:
+    import torch
+
+    from asr_helpers.preprocessing import resample
+
+    model, processor = checkpoint
+    samples, rate = sf.read(synth.CORPUS_DIR / "train" / "train_0000.flac", dtype="float32")
+    inputs = processor(audio=resample(samples, rate), sampling_rate=16_000, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(inputs.input_values, attention_mask=inputs.attention_mask).logits
+    text = processor.batch_decode(logits.argmax(-1))[0]
+    assert re.fullmatch(r"[A-Z' ]+", text) and len(text.split()) >= 2, text
+
+
+def test_model_card_reports_the_run() -> None:
+    card = (CHECKPOINT / "README.md").read_text()
+    for heading in ("## Architecture", "## Data", "## Training", "## Results", "## Reproduce"):
+        assert heading in card
+    assert "python scripts/pretrain_checkpoint.py" in card and "--seed 0" in card
+    log = json.loads((CHECKPOINT / "training_log.json").read_text())
+    assert log["heldout"]["wer"] < 0.5 and log["course_test_zero_shot"]["wer"] > log["heldout"]["wer"]
