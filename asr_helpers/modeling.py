@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForCTC, Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from asr_helpers.data import resolve_mode
-from asr_helpers.preprocessing import HUB_CHECKPOINT
+from asr_helpers.preprocessing import COURSE_CHECKPOINT, HUB_CHECKPOINT
 
 
 def small_config(vocab_size: int, pad_token_id: int) -> Wav2Vec2Config:
@@ -43,20 +43,23 @@ def small_config(vocab_size: int, pad_token_id: int) -> Wav2Vec2Config:
 def load_model(
     processor: Wav2Vec2Processor, mode: str | None = None, *, freeze_feature_encoder: bool = False, seed: int = 0
 ) -> Wav2Vec2ForCTC:
-    """``facebook/wav2vec2-base`` with a fresh CTC head (hub), or the small model (offline).
+    """A pre-trained Wav2Vec2 ready for CTC fine-tuning: ``facebook/wav2vec2-base`` (hub) or the
+    shipped ``course-base`` checkpoint (offline), which already hears synthetic English speech.
 
     ``ctc_loss_reduction="mean"`` averages the loss over target lengths so long and short
-    utterances weigh alike; the pad id doubles as the CTC blank. Freezing the convolutional
-    feature encoder, as the wav2vec2 paper does when fine-tuning, saves a third of the compute.
+    utterances weigh alike; the pad id doubles as the CTC blank. When the processor's vocabulary
+    differs from the checkpoint's, the CTC head is created anew (seeded) for it, as it always is
+    for wav2vec2-base, which has no head. Freezing the convolutional feature encoder, as the
+    wav2vec2 paper does when fine-tuning, saves memory and about a third of the compute.
     """
     tokenizer = processor.tokenizer
-    if resolve_mode(mode, verbose=False) == "hub":
-        model = AutoModelForCTC.from_pretrained(
-            HUB_CHECKPOINT, ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer)
-        )
-    else:
-        torch.manual_seed(seed)
-        model = Wav2Vec2ForCTC(small_config(len(tokenizer), tokenizer.pad_token_id))
+    source = HUB_CHECKPOINT if resolve_mode(mode, verbose=False) == "hub" else COURSE_CHECKPOINT
+    torch.manual_seed(seed)
+    model = AutoModelForCTC.from_pretrained(
+        source, ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer),
+        ctc_zero_infinity=False,  # an impossible alignment must show as inf and be reported, not zeroed
+        ignore_mismatched_sizes=True,
+    )
     if freeze_feature_encoder:
         model.freeze_feature_encoder()
     return model

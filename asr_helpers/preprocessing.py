@@ -42,6 +42,7 @@ from asr_helpers.synth import CORPUS_DIR
 
 TARGET_SAMPLING_RATE = 16_000
 HUB_CHECKPOINT = "facebook/wav2vec2-base"
+COURSE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "course-base"
 PAD, UNK, WORD_DELIMITER = "<pad>", "<unk>", "|"
 SYMBOL_WORDS = {"&": " AND ", "%": " PERCENT ", "+": " PLUS ", "@": " AT "}
 _ONES = "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE THIRTEEN FOURTEEN FIFTEEN SIXTEEN SEVENTEEN EIGHTEEN NINETEEN".split()
@@ -175,11 +176,14 @@ def build_processor(vocab: dict[str, int], save_dir: str | Path) -> Wav2Vec2Proc
     return processor
 
 
-def load_processor(mode: str | None, texts: Iterable[str], save_dir: str | Path) -> Wav2Vec2Processor:
-    """The guide's processor from the hub, or one built from the training texts offline."""
-    if resolve_mode(mode, verbose=False) == "hub":
-        return AutoProcessor.from_pretrained(HUB_CHECKPOINT)
-    return build_processor(build_vocab(normalize_text(t) for t in texts), save_dir)
+def load_processor(mode: str | None = None) -> Wav2Vec2Processor:
+    """The processor of the model we fine-tune: wav2vec2-base's (hub) or course-base's (offline).
+
+    A pre-trained CTC model comes with its vocabulary; course-base's was built with
+    :func:`build_vocab` over A-Z and the apostrophe, so it spells any normalised English text.
+    """
+    source = HUB_CHECKPOINT if resolve_mode(mode, verbose=False) == "hub" else COURSE_CHECKPOINT
+    return AutoProcessor.from_pretrained(source)
 
 
 def check_vocab(texts: Iterable[str], processor: Wav2Vec2Processor) -> dict[str, int]:
@@ -367,7 +371,7 @@ def prepared_course_data(
     folder = cache_dir(f"prepared-{mode}-{corpus_fingerprint(mode, on_error, corpus_dir=corpus)}")
     if not (folder / "dataset" / "dataset_dict.json").is_file():
         raw = load_minds14(mode, corpus_dir=corpus)
-        processor = load_processor(mode, raw["train"]["transcription"], folder / "processor")
+        processor = load_processor(mode)
         processor.save_pretrained(folder / "processor")
         raw, report = validate_dataset(raw, processor, WAV2VEC2_CONV, on_error=on_error)
         if report.bad:

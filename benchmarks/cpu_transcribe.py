@@ -7,7 +7,7 @@ a classroom laptop). Paths:
 
 - ``pipeline``: ``make_pipeline(model, processor)`` (the guide's ``pipeline("automatic-speech-recognition")``)
   called on one file's samples at a time;
-- ``naive batches``: ``greedy_decode`` on batches of ``--batch-size`` files in input order,
+- ``naive batches``: ``greedy_decode`` on batches of files in input order,
   padded to the longest (what batching looks like without grouping by length);
 - ``transcribe fp32``: ``asr_helpers.inference.transcribe``, which batches by length;
 - ``transcribe int8``: the same on ``quantize_dynamic_int8(model)``.
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a saved model folder (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=8, help="for the batched paths (default: %(default)s)")
+    parser.add_argument("--batch-sizes", default="8,32",
+                        help="comma-separated batch sizes for transcribe; the first also for naive batches (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes per path; the best counts")
     parser.add_argument("--limit", type=int, default=None, help="only the first N test files")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
@@ -91,19 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     def pipeline_path(paths):
         return [pipe(load_audio(str(p), rate))["text"] for p in paths]
 
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+
     def naive_path(paths):
         texts = []
-        for start in range(0, len(paths), args.batch_size):
-            arrays = [load_audio(str(p), rate) for p in paths[start : start + args.batch_size]]
+        for start in range(0, len(paths), sizes[0]):
+            arrays = [load_audio(str(p), rate) for p in paths[start : start + sizes[0]]]
             texts += greedy_decode(model, processor, arrays)
         return texts
 
-    paths = {
-        "pipeline (1 file at a time)": pipeline_path,
-        f"naive batches of {args.batch_size}": naive_path,
-        f"transcribe fp32, batch {args.batch_size}": lambda ps: transcribe(model, processor, ps, args.batch_size),
-        f"transcribe int8, batch {args.batch_size}": lambda ps: transcribe(quantized, processor, ps, args.batch_size),
-    }
+    paths = {"pipeline (1 file at a time)": pipeline_path, f"naive batches of {sizes[0]}": naive_path}
+    for size in sizes:
+        paths[f"transcribe fp32, batch {size}"] = lambda ps, size=size: transcribe(model, processor, ps, size)
+    for size in sizes:
+        paths[f"transcribe int8, batch {size}"] = lambda ps, size=size: transcribe(quantized, processor, ps, size)
     results = []
     for name, run in paths.items():
         run(files[:4])  # warm-up: first calls allocate and pick kernels
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = dict(
         cpu=cpu_name(), cores=os.cpu_count(), threads=args.threads, load_average_at_start=load,
-        model=str(args.model), files=len(files), audio_seconds=audio_seconds, batch_size=args.batch_size,
+        model=str(args.model), files=len(files), audio_seconds=audio_seconds, batch_sizes=sizes,
         repeat=args.repeat, openblas_coretype=os.environ.get("OPENBLAS_CORETYPE"),
         versions=dict(python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__,
                       numpy=np.__version__),
