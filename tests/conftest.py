@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr_helpers.modeling import load_model
 from asr_helpers.preprocessing import build_processor, build_vocab, normalize_text
 
 SENTENCES = [
@@ -16,6 +17,21 @@ SENTENCES = [
     "I want to pay a bill",
     "how do I set up a joint account",
 ]
+
+
+@pytest.fixture(scope="session")
+def model(processor):
+    """The offline model with a CTC head for the fixture's vocabulary, in eval mode."""
+    return load_model(processor, "offline", seed=0).eval()
+
+
+@pytest.fixture(scope="session")
+def model_dir(model, processor, tmp_path_factory):
+    """``model`` and ``processor`` saved as ``train`` saves them."""
+    path = tmp_path_factory.mktemp("model")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -65,19 +65,6 @@ def no_network(monkeypatch):
     assert attempts == []
 
 
-@pytest.fixture(scope="module")
-def model(processor):
-    return load_model(processor, "offline", seed=0).eval()
-
-
-@pytest.fixture(scope="module")
-def model_dir(model, processor, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
-
-
 # --- transcribe: one bad file among good ones ------------------------------------------------
 
 

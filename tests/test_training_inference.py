@@ -13,19 +13,6 @@ from asr_helpers.training import build_trainer, course_training_args, guide_trai
 from conftest import tone
 
 
-@pytest.fixture(scope="module")
-def model(processor):
-    return load_model(processor, "offline", seed=0).eval()
-
-
-@pytest.fixture(scope="module")
-def model_dir(model, processor, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
-
-
 def test_small_model_size_and_ctc_settings(processor, model):
     assert 0.5e6 < count_parameters(model) < 3e6
     assert model.config.ctc_loss_reduction == "mean"
