@@ -23,6 +23,7 @@ import string
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -498,6 +499,10 @@ PRETRAIN_HELDOUT_SHARE = 20  # one sentence in 20 may go to the held-out split, 
 # recursively; rules in _GENERATED (numbers, times, dates) are spelled out in words by code.
 # Lower case except "I", as in the course corpus; numbers are always words.
 PRETRAIN_GRAMMAR: dict[str, tuple[str, ...]] = {
+    # Half the utterances are grammar sentences, half lists of words from a broad everyday lexicon
+    # (pretrain_words.txt): the grammar gives natural phrasing, the lists teach spelling over
+    # thousands of words, which is what lets the model write words it has never heard.
+    "utterance": ("{sentence}", "{word_list}"),
     "sentence": (
         "{person} {past_action} {time_past}",
         "{time_past} {person} {past_action}",
@@ -961,7 +966,22 @@ def spell_clock(rng: random.Random) -> str:
     return f"{spell_number(hour)} {rng.choice(('in the morning', 'in the evening', 'at night'))}"
 
 
+PRETRAIN_WORDS_FILE = Path(__file__).parent / "pretrain_words.txt"
+WORD_LIST_LENGTH = (3, 8)
+
+
+@cache
+def pretraining_words() -> tuple[str, ...]:
+    """The everyday lexicon of the word-list utterances (jobs, shops, places, verbs in all forms...).
+
+    It is general English written without regard to the course, so, as in any English corpus, some
+    course words are in it (about 120 of the course's ~300); the course's sentences never are.
+    """
+    return tuple(PRETRAIN_WORDS_FILE.read_text(encoding="utf-8").split())
+
+
 _GENERATED = {
+    "word_list": lambda rng: " ".join(rng.sample(pretraining_words(), rng.randint(*WORD_LIST_LENGTH))),
     "count": lambda rng: spell_number(rng.randint(2, 12)),
     "small_number": lambda rng: spell_number(rng.randint(0, 40)),
     "number": lambda rng: spell_number(
@@ -974,7 +994,7 @@ _GENERATED = {
 }
 
 
-def expand_grammar(rng: random.Random, rule: str = "sentence") -> str:
+def expand_grammar(rng: random.Random, rule: str = "utterance") -> str:
     """One random sentence of ``rule``: each "{name}" is expanded in turn, left to right."""
     if rule in _GENERATED:
         return _GENERATED[rule](rng)

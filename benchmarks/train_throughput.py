@@ -70,8 +70,8 @@ def conv_lengths(config: Wav2Vec2Config, samples: int) -> list[int]:
     return lengths
 
 
-def forward_flops(config: Wav2Vec2Config, samples: int, vocab: int) -> tuple[float, float]:
-    """Forward FLOPs (2 per multiply-add) of one unpadded example: (feature encoder, the rest).
+def flops_by_part(config: Wav2Vec2Config, samples: int, vocab: int) -> dict[str, float]:
+    """Forward FLOPs (2 per multiply-add) of one unpadded example, by part of the model.
 
     Convolutions, linear layers, attention scores and values, the positional convolution and the
     CTC head; normalisations, activations and the loss are left out (under 1 %).
@@ -82,12 +82,20 @@ def forward_flops(config: Wav2Vec2Config, samples: int, vocab: int) -> tuple[flo
         encoder += 2.0 * length * channels * channels_in * kernel
         channels_in = channels
     frames, d, ff = lengths[-1], config.hidden_size, config.intermediate_size
-    rest = 2.0 * frames * config.conv_dim[-1] * d  # feature projection
-    rest += 2.0 * frames * d * (d // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings
     per_layer = 2.0 * frames * (4 * d * d + 2 * d * ff) + 4.0 * frames * frames * d  # QKVO + FFN, QK^T + AV
-    rest += config.num_hidden_layers * per_layer
-    rest += 2.0 * frames * d * vocab  # CTC head
-    return encoder, rest
+    return {
+        "encoder": encoder,
+        "projection": 2.0 * frames * config.conv_dim[-1] * d,
+        "positional": 2.0 * frames * d * (d // config.num_conv_pos_embedding_groups) * config.num_conv_pos_embeddings,
+        "layers": config.num_hidden_layers * per_layer,
+        "head": 2.0 * frames * d * vocab,
+    }
+
+
+def forward_flops(config: Wav2Vec2Config, samples: int, vocab: int) -> tuple[float, float]:
+    """Forward FLOPs of one unpadded example: (feature encoder, the rest)."""
+    parts = flops_by_part(config, samples, vocab)
+    return parts["encoder"], sum(v for k, v in parts.items() if k != "encoder")
 
 
 def train_flops(config: Wav2Vec2Config, samples: int, vocab: int, frozen_encoder: bool) -> float:

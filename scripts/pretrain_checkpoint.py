@@ -14,10 +14,12 @@ of words. This script does the whole job, from nothing but the repository and a 
    a zero-shot check, on the course corpus's test split,
 5. write the checkpoint (safetensors, processor, a model card README.md, training_log.json).
 
-Reproduce the shipped checkpoint (the defaults are its settings; about 7 minutes on one H200 GPU
-with 16 CPU cores, synthesis included; the card gives the exact command it was made with)::
-
-    python scripts/pretrain_checkpoint.py --out asr_helpers/checkpoints/course-base --seed 0
+Reproduce the shipped checkpoint with the commands its card lists under "Reproduce": two runs of
+about 8 minutes each on one H200 GPU with 16 CPU cores, synthesis included, the second starting
+from the first one's weights (``--init-from``) on a corpus of another seed. ``--minutes`` fits a
+run into a time budget (the speed of the first steps sets ``--max-steps``); the card records the
+step count it settled on, so the listed commands repeat the run without it. Rewrite the card from
+``training_log.json`` alone with ``--card-only``.
 
 A few CPU steps on a tiny corpus, to check that it runs::
 
@@ -53,7 +55,7 @@ from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
 
 from asr_helpers import synth  # noqa: E402
 from asr_helpers.metrics import character_error_rate, word_error_rate  # noqa: E402
-from asr_helpers.modeling import small_config  # noqa: E402
+from asr_helpers.modeling import COURSE_BASE_SIZE, small_config  # noqa: E402
 from asr_helpers.preprocessing import (  # noqa: E402
     TARGET_SAMPLING_RATE,
     build_processor,
@@ -64,6 +66,8 @@ from asr_helpers.preprocessing import (  # noqa: E402
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"  # every character normalize_text can leave in a transcript
 FRAME = 320  # input samples per output frame of the feature encoder at 16 kHz (20 ms)
+CALIBRATION_STEPS = (200, 400)  # steps timed to fit a run into --minutes (inside the warm-up, before any decay)
+SPEED_MARGIN = 0.93  # evaluations and slower late steps: keep a margin when fitting the run into --minutes
 BUCKET = 4000  # batches are padded to a multiple of 0.25 s: few shapes, so GPU kernels are planned once
 
 
@@ -76,18 +80,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     parser.add_argument("--corpus", type=Path, help="pre-training corpus folder (generated if it has no metadata.csv)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corpus, the initialisation and the batches")
-    parser.add_argument("--n-train", type=int, default=16_000, help="training utterances to synthesise")
+    parser.add_argument("--n-train", type=int, default=32_000, help="training utterances to synthesise")
     parser.add_argument("--n-heldout", type=int, default=400, help="held-out utterances (held-out voices)")
     parser.add_argument("--max-steps", type=int, default=11_000, help="optimizer steps (defines the schedule)")
-    parser.add_argument("--minutes", type=float, default=0.0, help="stop training after this many minutes (0: no limit)")
-    parser.add_argument("--batch-seconds", type=float, default=200.0, help="audio seconds per batch, padding included")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--warmup", type=float, default=0.05, help="warm-up, as a share of --max-steps")
+    parser.add_argument(
+        "--minutes", type=float, default=0.0,
+        help="fit the run into this many minutes: the speed of the first steps sets --max-steps (0: no limit)",
+    )
+    parser.add_argument("--batch-seconds", type=float, default=400.0, help="audio seconds per batch, padding included")
+    parser.add_argument("--lr", type=float, default=3.5e-3, help="peak learning rate")
+    parser.add_argument("--warmup-steps", type=int, default=500, help="linear warm-up steps")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--eval-every", type=int, default=2000, help="steps between held-out evaluations")
     parser.add_argument("--log-every", type=int, default=250, help="steps between progress lines")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="threads for synthesis and loading")
+    parser.add_argument("--hidden", type=int, default=COURSE_BASE_SIZE["hidden_size"], help="Transformer width")
+    parser.add_argument("--layers", type=int, default=COURSE_BASE_SIZE["num_layers"], help="Transformer layers")
+    parser.add_argument("--ff", type=int, default=COURSE_BASE_SIZE["intermediate_size"], help="feed-forward width")
     parser.add_argument("--init-from", type=Path, help="start from this checkpoint's weights (to train longer in several runs)")
+    parser.add_argument(
+        "--card-only", action="store_true", help="only rewrite --out's README.md from its training_log.json and config.json"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-course-eval", action="store_true", help="skip the zero-shot course test evaluation")
     return parser.parse_args(argv)
@@ -189,11 +202,14 @@ def infinite_batches(lengths: np.ndarray, batch_samples: int, seed: int):
 # --- model, evaluation ------------------------------------------------------------------------
 
 
-def build_model(processor: Wav2Vec2Processor, seed: int) -> Wav2Vec2ForCTC:
+def build_model(processor: Wav2Vec2Processor, args: argparse.Namespace) -> Wav2Vec2ForCTC:
     tokenizer = processor.tokenizer
-    config = small_config(len(tokenizer), tokenizer.pad_token_id)
+    config = small_config(
+        len(tokenizer), tokenizer.pad_token_id,
+        hidden_size=args.hidden, num_layers=args.layers, intermediate_size=args.ff,
+    )
     config.ctc_zero_infinity = True  # an impossible alignment (label longer than audio) adds no NaN
-    torch.manual_seed(seed)
+    torch.manual_seed(args.seed)
     return Wav2Vec2ForCTC(config)
 
 
@@ -271,6 +287,29 @@ def write_card(out: Path, report: dict) -> None:
         if zero_shot
         else ""
     )
+    stages = report["stages"]
+    earlier_data = (
+        " The table describes the last run's corpus; each earlier run used its own seed's corpus,"
+        " made the same way with the same sizes."
+        if len(stages) > 1
+        else ""
+    )
+    reproduce = "\n".join(stage["reproduce"] for stage in stages)
+    stages_text = ""
+    if len(stages) > 1:
+        rows = "\n".join(
+            f"| {i} | {st['seed']} | {st['steps']:,} | {st['audio_hours_seen']:,.0f} | {st['train_minutes']:.1f} min"
+            f" | {st['heldout']['wer']:.3f} | {st['hardware']} |"
+            for i, st in enumerate(stages, 1)
+        )
+        stages_text = (
+            f"The checkpoint was trained in {len(stages)} runs, each starting from the previous one's weights"
+            f" (`--init-from`), on the corpus of its own seed; every run has its own warm-up and decay."
+            f" Held-out WER is measured on each run's own held-out split.\n\n"
+            "| run | seed | steps | hours of audio seen | training time | held-out WER | hardware |\n"
+            "| --- | --- | --- | --- | --- | --- | --- |\n"
+            f"{rows}\n\nRun, in order:\n\n"
+        )
     card = f"""---
 language: en
 license: apache-2.0
@@ -300,16 +339,19 @@ attention mask (the processor in this folder does all that). {report['parameters
 ## Data
 
 Made by `asr_helpers.synth.generate_pretraining_corpus(seed={a['seed']})` with espeak-ng
-({report['espeak']}); nothing of it ships, the seed regenerates it.
+({report['espeak']}); nothing of it ships, the seed regenerates it.{earlier_data}
 
 | split | utterances | hours | distinct sentences | distinct words | voices (accent + variant) |
 | --- | --- | --- | --- | --- | --- |
 | train | {train['utterances']:,} | {train['hours']} | {train['distinct_sentences']:,} | {train['distinct_words']:,} | {train['voices']} ({len(train['accents'])} accents x {len(train['variants'])} variants) |
 | held-out | {held['utterances']:,} | {held['hours']} | {held['distinct_sentences']:,} | {held['distinct_words']:,} | {held['voices']} ({len(held['accents'])} accents x {len(held['variants'])} variants) |
 
-- **Sentences**: general English from the grammar `synth.PRETRAIN_GRAMMAR` (home, food, weather,
-  travel, animals, school, times and dates; numbers spelled as words). No sentence is a sentence
-  of the course templates, and no sentence is in both splits.
+- **Sentences**: half are general English from the grammar `synth.PRETRAIN_GRAMMAR` (home, food,
+  weather, travel, animals, school, times and dates; numbers spelled as words), half are lists of
+  {synth.WORD_LIST_LENGTH[0]}-{synth.WORD_LIST_LENGTH[1]} words from an everyday lexicon of {len(synth.pretraining_words()):,} words (`asr_helpers/pretrain_words.txt`),
+  which teach spelling over many words. The lexicon is general English, so some course words are in
+  it, as in any English corpus; no sentence is a sentence of the course templates, and no sentence
+  is in both splits.
 - **Voices**: every English accent of espeak-ng ({', '.join(train['accents'])}) with the
   variants of `synth.PRETRAIN_VARIANTS["train"]`. Never heard in training: the course test variants
   ({', '.join(synth.VARIANTS['test'])}), on which the course measures fine-tuning, and the held-out
@@ -326,7 +368,7 @@ Made by `asr_helpers.synth.generate_pretraining_corpus(seed={a['seed']})` with e
 | initialisation | {f"the weights of `{a['init_from']}`" if a.get('init_from') else f"random (`torch.manual_seed({a['seed']})`)"} |
 | steps | {t['steps']:,} of {a['max_steps']:,} planned ({t['epochs']:.1f} epochs, {t['audio_hours_seen']:,.0f} hours of audio seen) |
 | batch | length-bucketed, about {a['batch_seconds']:.0f} s of audio (padding included), {t['mean_batch_size']:.0f} utterances on average |
-| optimiser | AdamW, peak learning rate {a['lr']:g}, weight decay {a['weight_decay']:g}, {a['warmup']:.0%} linear warm-up, cosine decay to 5 %, gradient clipping at 1.0 |
+| optimiser | AdamW, peak learning rate {a['lr']:g}, weight decay {a['weight_decay']:g}, {a['warmup_steps']:,}-step linear warm-up, cosine decay to 5 %, gradient clipping at 1.0 |
 | precision | {t['precision']} |
 | loss | CTC, mean over target lengths (`ctc_loss_reduction="mean"`, `ctc_zero_infinity=True`), SpecAugment time masks as in `small_config` |
 | hardware | {t['hardware']} |
@@ -351,9 +393,11 @@ processor = Wav2Vec2Processor.from_pretrained("asr_helpers/checkpoints/course-ba
 
 ## Reproduce
 
-```bash
-{report['command']}
+{stages_text}```bash
+{reproduce}
 ```
+
+(The last run was `{report['command']}`; `--minutes` fixed the number of steps from the GPU's speed.)
 
 The seed fixes the corpus, the initialisation and the batch order; GPU kernels are not bit-exact,
 so a rerun lands near, not exactly on, these numbers. `training_log.json` holds the loss and
@@ -362,11 +406,53 @@ evaluation history of this run.
     (out / "README.md").write_text(card)
 
 
+def stage_summary(report: dict) -> dict:
+    """One training run, as the card of a checkpoint trained in several runs lists it."""
+    t = report["train"]
+    return {
+        "reproduce": report["reproduce"],
+        "seed": report["args"]["seed"],
+        "steps": t["steps"],
+        "audio_hours_seen": round(t["audio_hours_seen"], 1),
+        "train_minutes": round(t["train_minutes"], 2),
+        "hardware": t["hardware"],
+        "heldout": report["heldout"],
+    }
+
+
+def earlier_stages(init_from: Path | None) -> list[dict]:
+    """The runs that made the --init-from checkpoint (from its training_log.json), oldest first."""
+    log_file = init_from / "training_log.json" if init_from else None
+    if log_file is None or not log_file.is_file():
+        return []
+    previous = json.loads(log_file.read_text())
+    return previous.get("stages") or [stage_summary(previous)]
+
+
+def reproduce_command(argv: list[str], max_steps: int) -> str:
+    """The run's command with the step count it settled on instead of its time budget."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--minutes", "--max-steps"):
+            skip = True
+        elif not arg.startswith(("--minutes=", "--max-steps=")):
+            kept.append(arg)
+    return "python scripts/pretrain_checkpoint.py " + " ".join(shlex.quote(a) for a in [*kept, "--max-steps", str(max_steps)])
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.card_only:
+        report = json.loads((args.out / "training_log.json").read_text())
+        report["config"] = json.loads((args.out / "config.json").read_text())
+        write_card(args.out, report)
+        log(f"model card rewritten: {args.out / 'README.md'}")
+        return report
     started = time.perf_counter()
     device = torch.device(args.device)
     random.seed(args.seed)
@@ -419,7 +505,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise ValueError(f"{args.init_from} has {model.config.vocab_size} tokens, this processor {len(processor.tokenizer)}")
         log(f"starting from the weights of {args.init_from}")
     else:
-        model = build_model(processor, args.seed).to(device)
+        model = build_model(processor, args).to(device)
     model.train()
     parameters = sum(p.numel() for p in model.parameters())
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
@@ -428,7 +514,7 @@ def main(argv: list[str] | None = None) -> dict:
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.lr, betas=(0.9, 0.98), eps=1e-8, **({"fused": True} if device.type == "cuda" else {}),
     )
-    warmup = max(1, int(args.warmup * args.max_steps))
+    warmup = args.warmup_steps
 
     def lr_at(step: int) -> float:  # step counts from 1
         if step <= warmup:
@@ -446,10 +532,22 @@ def main(argv: list[str] | None = None) -> dict:
         torch.cuda.synchronize()
     t_train = time.perf_counter()
     t_window, audio_window = t_train, 0.0
-    step, epoch, loss_value = 0, 0, float("nan")
+    step, epoch, loss_value, t_calibration = 0, 0, float("nan"), 0.0
     while step < args.max_steps:
-        if args.minutes and time.perf_counter() - t_train > args.minutes * 60:
-            log(f"time limit of {args.minutes} min reached at step {step}")
+        elapsed = time.perf_counter() - t_train
+        if step == CALIBRATION_STEPS[0]:
+            t_calibration = elapsed
+        if args.minutes and step == CALIBRATION_STEPS[1]:
+            # The schedule must end when the time does, so the run's length is fixed once, from the
+            # measured speed, before the decay starts; --max-steps of the card reproduces it exactly.
+            # The first steps are left out of the timing: each new batch shape plans its kernels then.
+            rate = (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0]) / (elapsed - t_calibration)
+            fits = int(step + (args.minutes * 60 - elapsed) * rate * SPEED_MARGIN)
+            if fits < args.max_steps:
+                log(f"{args.minutes} min fit about {fits} steps: --max-steps {args.max_steps} -> {fits}")
+                args.max_steps = fits
+        if args.minutes and elapsed > args.minutes * 60 * 1.1:
+            log(f"time limit of {args.minutes} min (+10 %) reached at step {step}")
             break
         epoch, (indices, width) = next(batches)
         batch = train.batch(indices, width)
@@ -508,6 +606,7 @@ def main(argv: list[str] | None = None) -> dict:
     report.update(
         {
             "command": command,
+            "reproduce": reproduce_command(argv if argv is not None else sys.argv[1:], args.max_steps),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "config": model.config.to_dict(),
             "parameters": parameters,
@@ -533,6 +632,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     )
     report["total_minutes"] = (time.perf_counter() - started) / 60
+    report["stages"] = [*earlier_stages(args.init_from), stage_summary(report)]
     write_card(args.out, report)
     log_report = {k: v for k, v in report.items() if k != "config"}
     (args.out / "training_log.json").write_text(json.dumps(log_report, indent=1) + "\n")

@@ -66,6 +66,19 @@ def test_pretraining_sentences_are_general_english_in_words(sentences: dict[str,
     assert 5 <= np.mean([len(text.split()) for text in texts]) <= 12
 
 
+def test_word_lists_come_from_the_everyday_lexicon(sentences: dict[str, list[str]]) -> None:
+    lexicon = synth.pretraining_words()
+    assert len(lexicon) >= 2000 and len(set(lexicon)) == len(lexicon)
+    assert all(re.fullmatch(r"[a-z']+", word) for word in lexicon)
+    rng = __import__("random").Random(5)
+    for _ in range(200):
+        words = synth.expand_grammar(rng, "word_list").split()
+        assert synth.WORD_LIST_LENGTH[0] <= len(words) <= synth.WORD_LIST_LENGTH[1]
+        assert set(words) <= set(lexicon) and len(set(words)) == len(words)
+    lists = [text for text in sentences["train"] if set(text.split()) <= set(lexicon)]
+    assert 0.4 <= len(lists) / len(sentences["train"]) <= 0.6  # half lists, half grammar sentences
+
+
 @pytest.mark.parametrize("number", [0, 7, 13, 20, 45, 100, 105, 999, 1000, 1905, 2024, 9999, 40_512])
 def test_spelled_numbers_match_the_course_normalisation(number: int) -> None:
     assert synth.spell_number(number).upper() == normalize_text(str(number))
@@ -176,7 +189,7 @@ def test_training_script_runs_a_few_steps(tmp_path: Path) -> None:
     command = [
         sys.executable, str(SCRIPT), "--out", str(out), "--corpus", str(tmp_path / "corpus"), "--seed", "0",
         "--n-train", "6", "--n-heldout", "2", "--max-steps", "2", "--batch-seconds", "8", "--workers", "2",
-        "--eval-every", "1", "--log-every", "1", "--no-course-eval", "--device", "cpu",
+        "--eval-every", "1", "--log-every", "1", "--no-course-eval", "--device", "cpu", "--minutes", "5",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -185,7 +198,20 @@ def test_training_script_runs_a_few_steps(tmp_path: Path) -> None:
         assert (out / name).is_file(), name
     log = json.loads((out / "training_log.json").read_text())
     assert log["train"]["steps"] == 2 and set(log["heldout"]) == {"wer", "cer"}
-    assert "## Reproduce" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "## Reproduce" in card
+    assert log["reproduce"].endswith("--max-steps 2") and "--minutes" not in log["reproduce"]
+
+    # A second run from the first one's weights: the card lists both runs, in order.
+    second = tmp_path / "ckpt2"
+    again = [*command[:2], "--out", str(second), "--init-from", str(out), *command[4:]]
+    result = subprocess.run(again, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    stages = json.loads((second / "training_log.json").read_text())["stages"]
+    assert [stage["steps"] for stage in stages] == [2, 2]
+    card = (second / "README.md").read_text()
+    assert card.index(stages[0]["reproduce"]) < card.index(stages[1]["reproduce"])
+    assert "trained in 2 runs" in card
 
 
 # --- the shipped checkpoint: no espeak-ng needed -------------------------------------------
@@ -210,10 +236,10 @@ def test_shipped_checkpoint_loads_and_its_vocab_covers_the_course(checkpoint) ->
 
 
 def test_shipped_checkpoint_is_the_small_course_architecture(checkpoint) -> None:
-    from asr_helpers.modeling import small_config
+    from asr_helpers.modeling import COURSE_BASE_SIZE, small_config
 
     model, processor = checkpoint
-    expected = small_config(len(processor.tokenizer), processor.tokenizer.pad_token_id)
+    expected = small_config(len(processor.tokenizer), processor.tokenizer.pad_token_id, **COURSE_BASE_SIZE)
     for key in ("conv_dim", "conv_stride", "conv_kernel", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "intermediate_size", "feat_extract_norm", "do_stable_layer_norm", "ctc_loss_reduction"):
         assert tuple(np.atleast_1d(getattr(model.config, key))) == tuple(np.atleast_1d(getattr(expected, key))), key
