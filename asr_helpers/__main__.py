@@ -39,13 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         from asr_helpers.preprocessing import BadRowsError
-        from asr_helpers.training import NonFiniteLossError, fine_tune
+        from asr_helpers.training import COURSE_STEPS, NonFiniteLossError, fine_tune
 
         if args.corpus and args.mode == "hub":
             parser.error("--corpus is offline data: it cannot be combined with --mode hub")
         try:
-            steps = {"max_steps": args.max_steps} if args.max_steps else {}
-            metrics = fine_tune(args.output_dir, mode=args.mode, **steps, resume=args.resume,
+            metrics = fine_tune(args.output_dir, mode=args.mode, max_steps=args.max_steps or COURSE_STEPS, resume=args.resume,
                                 on_bad_rows=args.on_bad_rows, corpus_dir=args.corpus)
         except (BadRowsError, NonFiniteLossError, FileNotFoundError) as error:
             return _fail(error)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCTC, Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from asr_helpers.data import resolve_mode
-from asr_helpers.preprocessing import COURSE_CHECKPOINT, HUB_CHECKPOINT
+from asr_helpers.preprocessing import pretrained_checkpoint
 
 
 COURSE_BASE_SIZE = {"hidden_size": 256, "num_layers": 6, "intermediate_size": 512}  # 3.5 M parameters, 14 MB
@@ -60,10 +59,9 @@ def load_model(
     wav2vec2 paper does when fine-tuning, saves memory and about a third of the compute.
     """
     tokenizer = processor.tokenizer
-    source = HUB_CHECKPOINT if resolve_mode(mode, verbose=False) == "hub" else COURSE_CHECKPOINT
     torch.manual_seed(seed)
     model = AutoModelForCTC.from_pretrained(
-        source, ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer),
+        pretrained_checkpoint(mode), ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer),
         ctc_zero_infinity=False,  # an impossible alignment must show as inf and be reported, not zeroed
         ignore_mismatched_sizes=True,
     )

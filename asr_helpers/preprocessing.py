@@ -176,14 +176,18 @@ def build_processor(vocab: dict[str, int], save_dir: str | Path) -> Wav2Vec2Proc
     return processor
 
 
+def pretrained_checkpoint(mode: str | None = None) -> str | Path:
+    """Where the model we fine-tune comes from: wav2vec2-base on the hub, or course-base offline."""
+    return HUB_CHECKPOINT if resolve_mode(mode, verbose=False) == "hub" else COURSE_CHECKPOINT
+
+
 def load_processor(mode: str | None = None) -> Wav2Vec2Processor:
     """The processor of the model we fine-tune: wav2vec2-base's (hub) or course-base's (offline).
 
     A pre-trained CTC model comes with its vocabulary; course-base's was built with
     :func:`build_vocab` over A-Z and the apostrophe, so it spells any normalised English text.
     """
-    source = HUB_CHECKPOINT if resolve_mode(mode, verbose=False) == "hub" else COURSE_CHECKPOINT
-    return AutoProcessor.from_pretrained(source)
+    return AutoProcessor.from_pretrained(pretrained_checkpoint(mode))
 
 
 def check_vocab(texts: Iterable[str], processor: Wav2Vec2Processor) -> dict[str, int]:

@@ -181,8 +181,6 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
     return complete[max(complete)] if complete else None
 
 
-
-
 def fine_tune(
     output_dir: str | Path,
     *,
