@@ -356,7 +356,7 @@ def summarize(results, args, gpu, device, peak, measured, config, vocab, dataset
         train_gflop_per_audio_second=train_flops(config, RATE * 9, vocab, True) / 9 / 1e9,
         data=dict(clips=len(dataset), mean_seconds=float(np.mean(dataset.lengths) / RATE),
                   distribution="gamma(shape 4, mean 9 s) clipped to 1.5-30 s; each run takes the first 4 x sweep x batch"),
-        sweep=args.sweep, warmup_steps=args.warmup, timed_steps=args.steps,
+        sweep=args.sweep, warmup_steps=args.warmup, timed_steps=args.steps, cudnn_benchmark=args.cudnn_benchmark,
         versions=dict(python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__,
                       cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if device == "cuda" else None),
         cpu_count=os.cpu_count(), runs=results,
@@ -378,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="compile on CPU too (on CUDA the profile decides)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak for MFU (default: by GPU name)")
     parser.add_argument("--check-flops", action="store_true", help="compare the FLOP count with torch's counter (CPU)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="let cuDNN time its convolution algorithms for each new shape (torch.backends.cudnn.benchmark)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
 
@@ -385,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device: use --device cpu")
     config = base_config(args.tiny)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if args.batch_size is None:
         args.batch_size = fast_batch_size() if device == "cuda" else 16
     with tempfile.TemporaryDirectory() as folder:

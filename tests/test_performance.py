@@ -14,12 +14,18 @@ from asr_helpers.training import (
     FAST_PAD_MULTIPLE,
     build_fast_trainer,
     build_trainer,
+    channel_norm,
+    conv1d_as_matmul,
     fast_batch_size,
     fast_collator,
     fast_mechanics,
     fast_training_args,
+    feature_encoder_as_matmuls,
+    fft_conv1d,
+    fft_length,
     guide_training_args,
     prepare_fast_model,
+    replace_convolutions,
     seed_length_grouping,
 )
 from conftest import tone
@@ -68,7 +74,8 @@ def test_fast_profile_trains_to_the_same_losses_as_the_guide(processor, tmp_path
     # build each Trainer right before it trains: its sampler shuffles with the RNG that Trainer seeds
     guide = seed_length_grouping(build_trainer(_model(processor), guide_args, processor, data, data))
     guide_losses = _losses(guide)
-    fast = build_fast_trainer(_model(processor), fast_args, processor, data, data)
+    # with the GPU's convolutions (FFT and matrix products), so that their numerics are checked too
+    fast = build_fast_trainer(_model(processor), fast_args, processor, data, data, fast_convolutions=True)
     assert fast.data_collator.pad_to_multiple_of == FAST_PAD_MULTIPLE
     fast_losses = _losses(fast)
 
@@ -138,8 +145,10 @@ def test_prepare_fast_model_on_cpu(processor):
     assert model.config._attn_implementation == "sdpa"
     assert not model.is_activation_checkpointing
     assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
-    if not torch.cuda.is_available():  # compiled regions only where torch.compile pays
+    if not torch.cuda.is_available():  # compiled regions and replaced convolutions only on a GPU
         assert all(getattr(layer, "_compiled_call_impl", None) is None for layer in model.wav2vec2.encoder.layers)
+        assert "forward" not in vars(model.wav2vec2.feature_extractor)
+        assert "forward" not in vars(model.wav2vec2.encoder.pos_conv_embed.conv)
 
 
 def test_bucket_padding_changes_no_prediction(processor):
@@ -169,3 +178,85 @@ def test_int8_copy_leaves_the_model_alone_and_stays_close(processor):
     assert torch.linalg.norm(approx - exact) / torch.linalg.norm(exact) < 0.2
     assert (approx.argmax(-1) == exact.argmax(-1)).float().mean() > 0.7
     assert len(transcribe(quantized, processor, speech)) == 2
+
+
+# ---------------------------------------------------------------- convolutions without cuDNN (GPU fast path)
+def test_fft_length_is_the_next_5_smooth_number():
+    assert [fft_length(n) for n in (1, 7, 530, 1001, 1024)] == [1, 8, 540, 1024, 1024]
+    for n in range(1, 300):
+        m = fft_length(n)
+        assert m >= n and all(fft_length(k) == m for k in range(n, m + 1))
+        while m % 2 == 0:
+            m //= 2
+        while m % 3 == 0:
+            m //= 3
+        while m % 5 == 0:
+            m //= 5
+        assert m == 1
+
+
+@pytest.mark.parametrize("channels,groups,kernel,length", [(768, 16, 128, 97), (64, 16, 64, 50), (6, 3, 4, 5), (8, 1, 3, 11)])
+def test_fft_conv1d_equals_conv1d_with_its_gradients(channels, groups, kernel, length):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=groups)
+    x = torch.randn(2, channels, length, requires_grad=True)
+    direct = conv(x)
+    fft = fft_conv1d(x, conv.weight, conv.bias, kernel // 2, groups)
+    assert fft.shape == direct.shape and fft.dtype == x.dtype
+    torch.testing.assert_close(fft, direct, rtol=1e-4, atol=1e-5)
+    target = torch.randn_like(direct)
+    grads = torch.autograd.grad((direct * target).sum(), (x, conv.weight, conv.bias))
+    fft_grads = torch.autograd.grad((fft * target).sum(), (x, conv.weight, conv.bias))
+    for got, want in zip(fft_grads, grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv1d_as_matmul_equals_conv1d_on_channels_last_input():
+    torch.manual_seed(0)
+    for kernel, stride, channels_in in [(10, 5, 1), (3, 2, 16), (2, 2, 16)]:
+        conv = torch.nn.Conv1d(channels_in, 8, kernel, stride=stride, bias=True)
+        x = torch.randn(3, channels_in, 101)
+        out = conv1d_as_matmul(x.transpose(1, 2), conv.weight, conv.bias, stride)
+        torch.testing.assert_close(out.transpose(1, 2), conv(x), rtol=1e-5, atol=1e-5)
+
+
+def _wav2vec2(norm: str):
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(vocab_size=12, pad_token_id=0, conv_dim=(16,) * 7, feat_extract_norm=norm,
+                            do_stable_layer_norm=norm == "layer", hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=64, num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=4, mask_time_prob=0.0, layerdrop=0.0,
+                            hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, final_dropout=0.0)
+    return Wav2Vec2ForCTC(config)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])  # wav2vec2-base's and the course model's encoders
+def test_feature_encoder_as_matmuls_equals_the_module(norm):
+    encoder = _wav2vec2(norm).wav2vec2.feature_extractor
+    audio = torch.randn(2, 16000 + 77)
+    with torch.no_grad():
+        torch.testing.assert_close(feature_encoder_as_matmuls(encoder, audio), encoder(audio), rtol=1e-4, atol=1e-5)
+
+
+def test_channel_norm_needs_one_group_per_channel():
+    with pytest.raises(ValueError, match="one group per channel, not 2 groups of 8 channels"):
+        channel_norm(torch.randn(1, 5, 8), torch.nn.GroupNorm(2, 8))
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_replaced_convolutions_keep_the_weights_the_loss_and_the_gradients(norm):
+    plain, fast = _wav2vec2(norm), _wav2vec2(norm)
+    keys = list(plain.state_dict())
+    replace_convolutions(fast)
+    assert list(fast.state_dict()) == keys  # checkpoints saved from it load into the plain model
+    audio, labels = torch.randn(2, 12000), torch.randint(1, 12, (2, 5))
+    losses = []
+    for model in (plain, fast):
+        loss = model(audio, labels=labels).loss
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-5, msg=name)
