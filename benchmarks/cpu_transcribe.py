@@ -9,7 +9,8 @@ a classroom laptop). Paths:
   called on one file's samples at a time;
 - ``naive batches``: ``greedy_decode`` on batches of files in input order,
   padded to the longest (what batching looks like without grouping by length);
-- ``transcribe fp32``: ``asr_helpers.inference.transcribe``, which batches by length;
+- ``transcribe fp32``: ``asr_helpers.inference.transcribe``, which batches by length and computes the
+  convolutions as matrix products and FFTs (``asr_helpers.modeling.convolutions_replaced``);
 - ``transcribe int8``: the same on ``quantize_dynamic_int8(model)``.
 
 Reported: real-time factor as "x real time" (audio seconds per wall second; best of ``--repeat``),
