@@ -183,7 +183,7 @@ def replace_convolutions(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
     matrix products (:func:`feature_encoder_as_matmuls`). Only the modules' ``forward`` changes:
     the weights (and the weight normalisation), the state dict and saved checkpoints stay those of
     the plain model, and the results are the same up to rounding. The fast training profile does
-    this on a GPU (``benchmarks/step_breakdown.py``: 29 -> 5 ms and 24 -> 18 ms of a wav2vec2-base
+    this on a GPU (``benchmarks/step_breakdown.py``: 29 -> 5 ms and 24 -> 17 ms of a wav2vec2-base
     step), :func:`~asr_helpers.inference.transcribe` on every device (the course model transcribes
     about 1.5 times faster on 2 CPU cores).
     """
