@@ -38,16 +38,13 @@ from asr_helpers.data import (
     read_audio,
     resolve_mode,
 )
-from asr_helpers.synth import CORPUS_DIR
+from asr_helpers.synth import CORPUS_DIR, spell_number
 
 TARGET_SAMPLING_RATE = 16_000
 HUB_CHECKPOINT = "facebook/wav2vec2-base"
 COURSE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "course-base"
 PAD, UNK, WORD_DELIMITER = "<pad>", "<unk>", "|"
 SYMBOL_WORDS = {"&": " AND ", "%": " PERCENT ", "+": " PLUS ", "@": " AT "}
-_ONES = "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN ELEVEN TWELVE THIRTEEN FOURTEEN FIFTEEN SIXTEEN SEVENTEEN EIGHTEEN NINETEEN".split()
-_SCALES = ((10**9, "BILLION"), (10**6, "MILLION"), (1000, "THOUSAND"), (100, "HUNDRED"))
-_TENS = "_ _ TWENTY THIRTY FORTY FIFTY SIXTY SEVENTY EIGHTY NINETY".split()
 
 
 def resample(array: np.ndarray, orig_sr: int, target_sr: int = TARGET_SAMPLING_RATE) -> np.ndarray:
@@ -112,15 +109,9 @@ def ctc_frames_needed(labels: Sequence[int]) -> int:
 
 
 def number_to_words(number: int) -> str:
-    """Spell a non-negative integer the way a speaker says it ("105" -> "ONE HUNDRED FIVE")."""
-    if number < 20:
-        return _ONES[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return _TENS[tens] + (f" {_ONES[ones]}" if ones else "")
-    size, name = next(s for s in _SCALES if number >= s[0])
-    high, rest = divmod(number, size)
-    return f"{number_to_words(high)} {name}" + (f" {number_to_words(rest)}" if rest else "")
+    """Spell a non-negative integer the way a speaker says it ("105" -> "ONE HUNDRED FIVE"), with
+    the corpus generator's speller (:func:`asr_helpers.synth.spell_number`) in the CTC alphabet."""
+    return spell_number(number).upper()
 
 
 def normalize_text(text: str) -> str:

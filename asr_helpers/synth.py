@@ -917,20 +917,21 @@ _ORDINALS = (
 ).split()
 
 
+_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
+
+
 def spell_number(number: int) -> str:
-    """A non-negative integer below a million in words, as a speaker says it ("one hundred five")."""
+    """A non-negative integer in words, as a speaker says it ("one hundred five"). The corpus's
+    sentences and the transcripts' digits (:func:`asr_helpers.preprocessing.number_to_words`)
+    are both spelled by it, so the two always agree."""
     if number < 20:
         return _SMALL[number]
     if number < 100:
         tens, ones = divmod(number, 10)
         return _DECADES[tens] + (f" {_SMALL[ones]}" if ones else "")
-    if number < 1000:
-        hundreds, rest = divmod(number, 100)
-        return f"{_SMALL[hundreds]} hundred" + (f" {spell_number(rest)}" if rest else "")
-    if number < 1_000_000:
-        thousands, rest = divmod(number, 1000)
-        return f"{spell_number(thousands)} thousand" + (f" {spell_number(rest)}" if rest else "")
-    raise ValueError(f"{number} is too large to spell")
+    size, name = next(scale for scale in _SCALES if number >= scale[0])
+    high, rest = divmod(number, size)
+    return f"{spell_number(high)} {name}" + (f" {spell_number(rest)}" if rest else "")
 
 
 def spell_ordinal(number: int) -> str:
