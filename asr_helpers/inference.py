@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,16 +76,19 @@ def transcribe(
     *,
     chunk_length_s: float = CHUNK_LENGTH_S,
     stride_length_s: float = STRIDE_LENGTH_S,
+    fast_convolutions: bool = True,
 ) -> list[str]:
     """Transcribe files (any rate, mono or stereo) or 16 kHz arrays, batched by length, in input order.
 
     Recordings longer than ``chunk_length_s`` are transcribed in overlapping chunks (see
     :func:`chunk_spans`), so memory depends on ``batch_size`` and the chunk length, not on the
-    recording. The first input that cannot be used raises :class:`AudioDecodeError`;
-    :func:`transcribe_each` transcribes the others anyway.
+    recording. The model's convolutions are computed as FFTs and matrix products
+    (:func:`~asr_helpers.modeling.convolutions_replaced`: the same texts, about 1.3 times faster
+    on 2 CPU cores) unless ``fast_convolutions=False``. The first input that cannot be used raises
+    :class:`AudioDecodeError`; :func:`transcribe_each` transcribes the others anyway.
     """
     arrays = [_model_audio(item, index, model, processor) for index, item in enumerate(audio)]
-    return _transcribe_arrays(model, processor, arrays, batch_size, chunk_length_s, stride_length_s)
+    return _transcribe_arrays(model, processor, arrays, batch_size, chunk_length_s, stride_length_s, fast_convolutions)
 
 
 def transcribe_each(
@@ -95,6 +99,7 @@ def transcribe_each(
     *,
     chunk_length_s: float = CHUNK_LENGTH_S,
     stride_length_s: float = STRIDE_LENGTH_S,
+    fast_convolutions: bool = True,
 ) -> list[str | AudioDecodeError]:
     """:func:`transcribe`, except that an input that cannot be used gets its error in its place
     and every other input is still transcribed: one bad file must not cost the good ones."""
@@ -105,7 +110,9 @@ def transcribe_each(
         except AudioDecodeError as error:
             results.append(error)
     good = [index for index, result in enumerate(results) if isinstance(result, np.ndarray)]
-    texts = _transcribe_arrays(model, processor, [results[i] for i in good], batch_size, chunk_length_s, stride_length_s)
+    texts = _transcribe_arrays(
+        model, processor, [results[i] for i in good], batch_size, chunk_length_s, stride_length_s, fast_convolutions
+    )
     for index, text in zip(good, texts):
         results[index] = text
     return results
@@ -156,9 +163,9 @@ def _transcribe_arrays(
     batch_size: int,
     chunk_length_s: float,
     stride_length_s: float,
+    fast_convolutions: bool,
 ) -> list[str]:
-    """Normalise each recording whole, run the model on its chunks batched by length (convolutions
-    as FFTs and matrix products: :func:`~asr_helpers.modeling.convolutions_replaced`), keep each
+    """Normalise each recording whole, run the model on its chunks batched by length, keep each
     chunk's middle frames, join them and only then do the CTC collapse (a letter may span two chunks)."""
     geometry = ConvGeometry.of(model.config)
     rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
@@ -168,7 +175,7 @@ def _transcribe_arrays(
     values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
     pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
     frame_ids: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
-    with convolutions_replaced(model):  # same results, about 1.5x faster on a CPU
+    with convolutions_replaced(model) if fast_convolutions else nullcontext():
         for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
             windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
             for i, logits in zip(batch, _padded_logits(model, processor, windows)):

@@ -125,6 +125,7 @@ def fft_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 
 
 def _fft_conv_forward(conv: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """``conv``'s forward through :func:`fft_conv1d`, with its current (weight-normalised) weight."""
     return fft_conv1d(x, conv.weight, conv.bias, conv.padding[0], conv.groups)
 
 
@@ -153,8 +154,7 @@ def channel_norm(x: torch.Tensor, norm: torch.nn.GroupNorm) -> torch.Tensor:
     if norm.num_groups != norm.num_channels:
         raise ValueError(f"channel_norm needs one group per channel, not {norm.num_groups} groups of {norm.num_channels} channels")
     mean = x.mean(1, keepdim=True, dtype=torch.float32)
-    square = x.square().mean(1, keepdim=True, dtype=torch.float32) if x.dtype == torch.float32 else \
-        torch.linalg.vector_norm(x, 2, dim=1, keepdim=True, dtype=torch.float32).square() / x.shape[1]
+    square = torch.linalg.vector_norm(x, 2, dim=1, keepdim=True, dtype=torch.float32).square() / x.shape[1]
     scale = torch.rsqrt((square - mean.square()).clamp_min(0) + norm.eps) * norm.weight.float()
     shift = norm.bias.float() - mean * scale
     return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
@@ -185,7 +185,7 @@ def replace_convolutions(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
     the plain model, and the results are the same up to rounding. The fast training profile does
     this on a GPU (``benchmarks/step_breakdown.py``: 29 -> 5 ms and 24 -> 17 ms of a wav2vec2-base
     step), :func:`~asr_helpers.inference.transcribe` on every device (the course model transcribes
-    about 1.5 times faster on 2 CPU cores).
+    about 1.3 times faster on 2 CPU cores: ``benchmarks/cpu_transcribe.py``).
     """
     conv = model.base_model.encoder.pos_conv_embed.conv
     conv.forward = partial(_fft_conv_forward, conv)

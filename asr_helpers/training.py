@@ -358,13 +358,15 @@ def prepare_fast_model(
 ) -> Wav2Vec2ForCTC:
     """The model settings of the fast profile, in place; returns the model.
 
-    PyTorch's fused attention (SDPA: FlashAttention on the GPU when there is no padding mask), the
-    frozen convolutional feature encoder (the wav2vec2 paper's fine-tuning), no activation
-    checkpointing, the convolutions as FFTs and matrix products (:func:`replace_convolutions`;
-    by default on a GPU, where cuDNN's kernels for them are slow), and on a GPU (``compile=None``: :func:`can_compile`) ``torch.compile`` of each
-    Transformer layer and of the feature encoder: regional compilation, one compiled graph reused
-    by the 12 identical layers, dynamic in the batch and length dimensions. LayerDrop, SpecAugment
-    and the CTC loss stay eager, so the weights and the loss are those of the plain model.
+    PyTorch's fused attention (SDPA) with FlashAttention on a GPU (this switches cuDNN's attention
+    off for the whole process: it builds a plan for every new batch shape), the frozen
+    convolutional feature encoder (the wav2vec2 paper's fine-tuning), no activation checkpointing,
+    the convolutions as FFTs and matrix products (``fast_convolutions``, by default on a GPU:
+    :func:`~asr_helpers.modeling.replace_convolutions`), and on a GPU (``compile=None``:
+    :func:`can_compile`) ``torch.compile`` of each Transformer layer: regional compilation, one
+    compiled graph reused by the 12 identical layers, dynamic in the batch and length dimensions.
+    LayerDrop, SpecAugment and the CTC loss stay eager, so the weights and the loss are those of
+    the plain model.
     """
     if freeze_feature_encoder:
         model.freeze_feature_encoder()
@@ -376,7 +378,7 @@ def prepare_fast_model(
         model.set_attn_implementation("sdpa")
     if torch.cuda.is_available():
         # cuDNN's attention (SDPA's first choice on Hopper) builds a plan for every new shape,
-        # 3-6 ms of CPU per layer and step with length-grouped batches: FlashAttention has none
+        # about 6 ms of CPU per layer and step with length-grouped batches: FlashAttention has none
         torch.backends.cuda.enable_cudnn_sdp(False)
     if torch.cuda.is_available() if fast_convolutions is None else fast_convolutions:
         replace_convolutions(model)

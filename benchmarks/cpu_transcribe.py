@@ -11,9 +11,12 @@ a classroom laptop). Paths:
   padded to the longest (what batching looks like without grouping by length);
 - ``transcribe fp32``: ``asr_helpers.inference.transcribe``, which batches by length and computes the
   convolutions as matrix products and FFTs (``asr_helpers.modeling.convolutions_replaced``);
+- ``transcribe fp32, direct convs``: ``transcribe`` with ``fast_convolutions=False`` (the model's own
+  convolution modules), to show what computing them differently brings;
 - ``transcribe int8``: the same on ``quantize_dynamic_int8(model)``.
 
-Reported: real-time factor as "x real time" (audio seconds per wall second; best of ``--repeat``),
+Reported: real-time factor as "x real time" (audio seconds per wall second; best of ``--repeat``
+passes, the paths interleaved in each pass),
 speed-up over the pipeline, WER against the reference transcripts, and how many texts equal the
 pipeline's. Writes ``benchmarks/results/cpu-<processor>.json``::
 
@@ -105,18 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     paths = {"pipeline (1 file at a time)": pipeline_path, f"naive batches of {sizes[0]}": naive_path}
     for size in sizes:
         paths[f"transcribe fp32, batch {size}"] = lambda ps, size=size: transcribe(model, processor, ps, size)
+    paths[f"transcribe fp32, batch {sizes[0]}, direct convs"] = lambda ps: transcribe(
+        model, processor, ps, sizes[0], fast_convolutions=False
+    )
     for size in sizes:
         paths[f"transcribe int8, batch {size}"] = lambda ps, size=size: transcribe(quantized, processor, ps, size)
-    results = []
-    for name, run in paths.items():
+    for run in paths.values():
         run(files[:4])  # warm-up: first calls allocate and pick kernels
-        times, texts = [], None
-        for _ in range(args.repeat):
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    texts: dict[str, list[str]] = {}
+    for _ in range(args.repeat):  # interleaved, so that a slow spell of a shared machine hits every path
+        for name, run in paths.items():
             began = time.perf_counter()
-            texts = run(files)
-            times.append(time.perf_counter() - began)
-        results.append(dict(name=name, seconds=min(times), all_seconds=times, x_real_time=audio_seconds / min(times),
-                            wer=word_error_rate(texts, references), texts=texts))
+            texts[name] = run(files)
+            times[name].append(time.perf_counter() - began)
+    results = []
+    for name in paths:
+        best = min(times[name])
+        results.append(dict(name=name, seconds=best, all_seconds=times[name], x_real_time=audio_seconds / best,
+                            wer=word_error_rate(texts[name], references), texts=texts[name]))
         print(f"{name}: x{results[-1]['x_real_time']:.1f} real time, WER {results[-1]['wer']:.4f}", flush=True)
 
     base = results[0]
@@ -124,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_pipeline"] = r["x_real_time"] / base["x_real_time"]
         r["equal_to_pipeline"] = sum(a == b for a, b in zip(r["texts"], base["texts"]))
 
-    print(f"\n{'path':<32}{'x real time':>12}{'speed-up':>10}{'WER':>8}{'= pipeline':>12}")
+    print(f"\n{'path':<40}{'x real time':>12}{'speed-up':>10}{'WER':>8}{'= pipeline':>12}")
     for r in results:
-        print(f"{r['name']:<32}{r['x_real_time']:>12.1f}{r['speedup_vs_pipeline']:>9.2f}x{r['wer']:>8.4f}"
+        print(f"{r['name']:<40}{r['x_real_time']:>12.1f}{r['speedup_vs_pipeline']:>9.2f}x{r['wer']:>8.4f}"
               f"{r['equal_to_pipeline']:>7}/{len(files)}")
 
     summary = dict(

@@ -278,3 +278,10 @@ def test_convolutions_replaced_only_inside_the_block():
     with convolutions_replaced(model):
         pass
     assert vars(encoder)["forward"] is replaced  # what was there before comes back
+
+
+def test_transcribe_gives_the_same_texts_with_either_convolutions(processor):
+    model = load_model(processor, "offline", seed=0).eval()
+    speech = [tone(200 + 50 * i, 0.6 + 0.4 * i, 16000) for i in range(4)]
+    assert transcribe(model, processor, speech, 2) == transcribe(model, processor, speech, 2, fast_convolutions=False)
+    assert "forward" not in vars(model.wav2vec2.feature_extractor)  # the caller's model is left as it was
