@@ -187,18 +187,23 @@ def replace_convolutions(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
     step), :func:`~asr_helpers.inference.transcribe` on every device (the course model transcribes
     about 1.3 times faster on 2 CPU cores: ``benchmarks/cpu_transcribe.py``).
     """
-    conv = model.base_model.encoder.pos_conv_embed.conv
-    conv.forward = partial(_fft_conv_forward, conv)
-    encoder = model.base_model.feature_extractor
+    encoder, conv = _convolution_modules(model)
     encoder.forward = partial(feature_encoder_as_matmuls, encoder)
+    conv.forward = partial(_fft_conv_forward, conv)
     return model
+
+
+def _convolution_modules(model: Wav2Vec2ForCTC) -> tuple[torch.nn.Module, torch.nn.Conv1d]:
+    """The two modules whose ``forward`` :func:`replace_convolutions` changes: the feature encoder
+    and the positional convolution."""
+    return model.base_model.feature_extractor, model.base_model.encoder.pos_conv_embed.conv
 
 
 @contextmanager
 def convolutions_replaced(model: Wav2Vec2ForCTC) -> Iterator[Wav2Vec2ForCTC]:
     """:func:`replace_convolutions` for the duration of a ``with`` block; afterwards the modules
     compute with their own ``forward`` again (or with what they had before)."""
-    modules = (model.base_model.feature_extractor, model.base_model.encoder.pos_conv_embed.conv)
+    modules = _convolution_modules(model)
     before = [vars(module).get("forward") for module in modules]
     replace_convolutions(model)
     try:
