@@ -18,6 +18,7 @@ from asr_helpers.modeling import (
     fft_length,
     load_model,
     replace_convolutions,
+    small_config,
 )
 from asr_helpers.training import (
     FAST_PAD_MULTIPLE,
@@ -224,14 +225,13 @@ def test_conv1d_as_matmul_equals_conv1d_on_channels_last_input():
 
 
 def _wav2vec2(norm: str):
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    """A tiny course-style model with wav2vec2-base's group-norm encoder or the course's layer norms."""
+    from transformers import Wav2Vec2ForCTC
 
     torch.manual_seed(0)
-    config = Wav2Vec2Config(vocab_size=12, pad_token_id=0, conv_dim=(16,) * 7, feat_extract_norm=norm,
-                            do_stable_layer_norm=norm == "layer", hidden_size=32, num_hidden_layers=2,
-                            num_attention_heads=2, intermediate_size=64, num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=4, mask_time_prob=0.0, layerdrop=0.0,
-                            hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, final_dropout=0.0)
+    config = small_config(12, 0, hidden_size=32, num_layers=2, intermediate_size=64)
+    config.feat_extract_norm, config.do_stable_layer_norm = norm, norm == "layer"
+    config.mask_time_prob = config.final_dropout = 0.0  # no randomness: the two models compute alike
     return Wav2Vec2ForCTC(config)
 
 
