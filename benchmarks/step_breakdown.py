@@ -2,15 +2,15 @@
 """Where one training step of the fast profile goes: each part of wav2vec2-base timed alone.
 
 ``train_throughput.py`` measures whole steps; this script splits one step of the fast profile
-(bf16 autocast, SDPA attention, frozen feature encoder, fused AdamW, no compilation) into the
-parts a fix would target, times each alone on the same batch (CUDA events, median of ``--steps``
-after ``--warmup``) and prints a table with each part's share of the whole step and its model
-TFLOP/s. Batches of equal-length clips, so there is no padding and the attention has no mask
-(the fast profile's buckets come close to that). Variants (``--variants``): ``eager`` (the fast
+(bf16 autocast, FlashAttention, frozen feature encoder, convolutions as FFTs and matrix products,
+fused AdamW) into the parts a fix would target, times each alone on the same batch (CUDA
+events, median of ``--steps`` after ``--warmup``) and prints a table with each part's share of the
+whole step and its model TFLOP/s. Batches of equal-length clips, so there is no padding and the
+attention has no mask (the fast profile's buckets come close to that). Variants (``--variants``): ``eager`` (the fast
 profile without compilation), ``eager-cudnn-benchmark`` (cuDNN picks its convolution algorithms by
-timing them), ``compiled`` (the fast profile's compiled layers and encoder, dynamic shapes, as after
+timing them), ``compiled`` (the fast profile's compiled Transformer layers, dynamic shapes, as after
 its second bucket shape). Two rows show what the feature encoder and the positional convolution
-cost as cuDNN convolutions, before :func:`~asr_helpers.training.replace_convolutions`::
+cost as cuDNN convolutions, before :func:`~asr_helpers.modeling.replace_convolutions`::
 
     python benchmarks/step_breakdown.py --batch-sizes 64,128      # about 1 min on an H200
     python benchmarks/step_breakdown.py --variants eager,eager-cudnn-benchmark,compiled
