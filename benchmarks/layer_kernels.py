@@ -177,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the profiler breakdown")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    known = {part for variant in VARIANTS for part in variant.split("+")}
+    for variant in chosen:
+        unknown = set(variant.split("+")) - known
+        if unknown or variant.split("+")[0] not in ("eager", "compiled"):
+            parser.error(f"unknown variant {variant!r}: start with eager or compiled, then +{', +'.join(sorted(known - {'eager', 'compiled'}))}")
     if not torch.cuda.is_available():
         print("layer_kernels.py needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -209,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     torch._dynamo.config.assume_static_by_default = False
     variants, kinds = [], {}
     print("\n| layers | ms | TFLOP/s | × floor | first call s |\n| --- | ---: | ---: | ---: | ---: |")
-    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+    for variant in chosen:
         torch._inductor.config.fallback_random = "aten-random" in variant
         layers = build_layers(config, variant)
         run = layers_step(layers, hidden)

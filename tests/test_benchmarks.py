@@ -60,3 +60,10 @@ def test_fused_qkv_variant_computes_the_models_attention():
 ])
 def test_kernel_kinds(kernel, kind):
     assert layer_kernels.kernel_kind(kernel) == kind
+
+
+def test_unknown_layer_variant_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        layer_kernels.main(["--variants", "eager,compiled+fused"])
+    assert exit_info.value.code == 2
+    assert "unknown variant 'compiled+fused'" in capsys.readouterr().err
