@@ -129,6 +129,8 @@ def layers_step(layers: torch.nn.ModuleList, hidden: torch.Tensor):
 
 
 def kernel_kind(name: str) -> str:
+    """The kind of a CUDA kernel, from its name: cuBLAS names its Hopper matrix products nvjet or
+    xmma, PyTorch's attention kernels say flash/fmha/attention, Inductor's fused kernels triton."""
     name = name.lower()
     if any(key in name for key in ("flash", "fmha", "attention", "cudnn_generated")):
         return "attention"
