@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from asr_helpers.training import prepare_fast_model  # noqa: E402
-from step_breakdown import RATE, VOCAB, timed  # noqa: E402
+from step_breakdown import RATE, VOCAB, layers_step, timed  # noqa: E402
 from train_throughput import conv_lengths, flops_by_part, gpu_peak  # noqa: E402
 
 BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
@@ -52,14 +52,13 @@ BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIE
 def gemm_floor(config: Wav2Vec2Config, tokens: int, warmup: int, steps: int) -> list[dict]:
     """Each matrix product of one layer alone, bf16: forward, input gradient, weight gradient."""
     d, ff = config.hidden_size, config.intermediate_size
-    shapes = {"Q, K, V, output (each)": (d, d), "feed-forward in": (d, ff), "feed-forward out": (ff, d)}
+    shapes = {"Q, K, V, output (each)": (d, d, 4), "feed-forward in": (d, ff, 1), "feed-forward out": (ff, d, 1)}
     rows = []
-    for name, (k, n) in shapes.items():
+    for name, (k, n, count) in shapes.items():
         x = torch.randn(tokens, k, device="cuda", dtype=torch.bfloat16)
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
         dy = torch.randn(tokens, n, device="cuda", dtype=torch.bfloat16)
         ms = sum(timed(fn, warmup, steps) for fn in (lambda: x @ w.t(), lambda: dy @ w, lambda: dy.t() @ x))
-        count = 4 if name.startswith("Q") else 1
         rows.append({"part": name, "count_per_layer": count, "ms": ms, "tflops": 3 * 2 * tokens * k * n / ms / 1e9})
     return rows
 
@@ -114,18 +113,6 @@ def build_layers(config: Wav2Vec2Config, variant: str) -> torch.nn.ModuleList:
         if variant.startswith("compiled"):
             layer.compile(mode="max-autotune-no-cudagraphs" if "max-autotune" in variant else None)
     return layers
-
-
-def layers_step(layers: torch.nn.ModuleList, hidden: torch.Tensor):
-    """Forward and backward through the layers under bf16 autocast."""
-    def run():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = hidden
-            for layer in layers:
-                result = layer(out)
-                out = result[0] if isinstance(result, tuple) else result
-        out.float().sum().backward()
-    return run
 
 
 def kernel_kind(name: str) -> str:

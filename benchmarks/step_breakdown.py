@@ -66,6 +66,19 @@ def cpu_timed(fn, steps: int) -> float:
     return statistics.median(times)
 
 
+def layers_step(layers: list[torch.nn.Module], hidden: torch.Tensor) -> callable:
+    """A callable doing forward and backward through ``layers`` in turn (bf16 autocast on a GPU);
+    a Transformer layer may return a tuple whose first item is the hidden states."""
+    def run():
+        with torch.autocast(hidden.device.type, dtype=torch.bfloat16, enabled=hidden.is_cuda):
+            out = hidden
+            for layer in layers:
+                result = layer(out)
+                out = result[0] if isinstance(result, tuple) else result
+        out.float().sum().backward()
+    return run
+
+
 def parts(model: Wav2Vec2ForCTC, batch: int, seconds: float, device: str = "cuda") -> dict[str, callable]:
     """One callable per part of a training step, each doing exactly that part's work."""
     base = model.wav2vec2
@@ -96,13 +109,7 @@ def parts(model: Wav2Vec2ForCTC, batch: int, seconds: float, device: str = "cuda
             out = projected + base.encoder.pos_conv_embed(projected)
         out.float().sum().backward()
 
-    def transformer_layers():
-        with autocast:
-            out = base.encoder.layer_norm(hidden)
-            for layer in base.encoder.layers:
-                result = layer(out)
-                out = result[0] if isinstance(result, tuple) else result
-        out.float().sum().backward()
+    transformer_layers = layers_step([base.encoder.layer_norm, *base.encoder.layers], hidden)
 
     def head_and_ctc_loss():
         with autocast:
