@@ -1,31 +1,20 @@
 """Loading speech datasets: MInDS-14 from the hub, TIMIT from a local copy, or the shipped corpus.
 
 Every loader returns a ``DatasetDict`` with ``train`` and ``test`` splits whose ``audio`` column is
-``Audio(decode=False)``: a dict with the file's ``path`` and/or raw ``bytes``. We decode audio
-ourselves with :func:`read_audio` (soundfile) because ``datasets`` 5.x decodes through torchcodec,
-whose PyPI wheels need a CUDA build of torch and fail to load next to the CPU wheel.
+``Audio(decode=False)``: a dict with the file's ``path`` and/or raw ``bytes``, decoded by
+:func:`asr_helpers.audio.read_audio` (soundfile) because ``datasets`` 5.x decodes through
+torchcodec, whose PyPI wheels need a CUDA build of torch and fail to load next to the CPU wheel.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import os
-import re
 import socket
-import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
-
-from asr_helpers.synth import CORPUS_DIR, INTENTS
 
 Mode = Literal["offline", "hub"]
 MODES: tuple[str, ...] = ("offline", "hub")
@@ -37,39 +26,14 @@ MINDS14_COLUMNS: tuple[str, ...] = (
     "path", "audio", "transcription", "english_transcription", "intent_class", "lang_id",
 )
 HUB_HOST = ("huggingface.co", 443)
-
-
-def cache_dir(*parts: str) -> Path:
-    """Where notebooks keep what they rebuild (``ASR_HELPERS_CACHE``, else ``~/.cache/asr_helpers``).
-
-    Any notebook can run first: it rebuilds what earlier notebooks made, and the cache makes
-    running them in order cost nothing extra.
-    """
-    root = Path(os.environ.get("ASR_HELPERS_CACHE", Path.home() / ".cache" / "asr_helpers"))
-    return root.joinpath(*parts)
-
-
-def corpus_fingerprint(mode: str, *extra: object, corpus_dir: Path = CORPUS_DIR) -> str:
-    """A short key for cached artefacts: the mode, the offline corpus, the package version, ``extra``.
-
-    A corpus folder other than the shipped one also contributes its path and its files' sizes and
-    modification times: learners fix their recordings in place, and a fixed file must not be
-    served from the cache as it was.
-    """
-    from asr_helpers import __version__
-
-    digest = hashlib.sha256(f"{mode}|{__version__}|{extra}".encode())
-    if mode == "offline":
-        digest.update((corpus_dir / "metadata.csv").read_bytes())
-    if mode == "offline" and Path(corpus_dir).resolve() != CORPUS_DIR.resolve():
-        for path in sorted(Path(corpus_dir).resolve().rglob("*")):
-            stat = path.stat()
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:12]
-
-
-class AudioDecodeError(ValueError):
-    """Audio that cannot become model input (missing, not audio, corrupt, too short); the message names the file and why."""
+CORPUS_DIR = Path(__file__).parent / "corpus"
+"""The shipped offline corpus (``python -m asr_helpers synth`` remakes it)."""
+INTENTS: tuple[str, ...] = (
+    "abroad", "address", "app_error", "atm_limit", "balance", "business_loan", "card_issues",
+    "cash_deposit", "direct_debit", "freeze", "high_value_payment", "joint_account",
+    "latest_transactions", "pay_bill",
+)
+"""MInDS-14's 14 intents, the names of its ``intent_class`` labels."""
 
 
 def resolve_mode(mode: str | None = None, *, verbose: bool = True) -> Mode:
@@ -103,111 +67,6 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def audio_name(source: str | os.PathLike | bytes | dict) -> str:
-    """How errors and reports name an audio source: its path, else ``<bytes>``."""
-    if isinstance(source, dict):
-        return source.get("path") or "<bytes>"
-    return "<bytes>" if isinstance(source, bytes) else str(source)
-
-
-def read_audio(source: str | os.PathLike | bytes | dict, *, name: str | None = None) -> tuple[np.ndarray, int]:
-    """Decode a file (path, raw bytes, or a datasets ``{"path", "bytes"}`` dict) to mono float32.
-
-    Stereo is averaged to mono: the models hear one channel. Errors become one
-    :class:`AudioDecodeError` line that names the file and the problem.
-    """
-    label = name or audio_name(source)
-    if isinstance(source, dict):
-        source = source["bytes"] if source.get("bytes") else source["path"]
-    if isinstance(source, bytes):
-        if not source:
-            raise AudioDecodeError(f"{label}: empty file")
-        data, rate = _decode(io.BytesIO(source), label)
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise AudioDecodeError(f"{label}: no such file")
-        if not path.is_file():
-            raise AudioDecodeError(f"{label}: not a file")
-        if path.stat().st_size == 0:
-            raise AudioDecodeError(f"{label}: empty file")
-        data, rate = _decode(path, label)
-    if data.shape[0] == 0:
-        raise AudioDecodeError(f"{label}: no audio samples")
-    if not np.isfinite(data).all():  # float WAVs can hold them; one would make the loss NaN
-        raise AudioDecodeError(f"{label}: corrupt audio (NaN or infinite samples)")
-    return data.mean(axis=1, dtype=np.float32), rate
-
-
-# libsndfile notes a WAV whose data chunk runs past the end of the file, then reads what is there.
-_SHORT_DATA_CHUNK = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.MULTILINE)
-_UNKNOWN_LENGTH = 0x7FFFF000  # streaming writers (sox, ffmpeg) put 0x7ffff000 or 0xffffffff here
-
-
-def _decode(source: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
-    """Open (a failure means a format soundfile cannot read), then read (a failure means damaged data)."""
-    with _c_stderr_kept_unless_failed():
-        return _open_and_read(source, label)
-
-
-def _open_and_read(source: Path | io.BytesIO, label: str) -> tuple[np.ndarray, int]:
-    try:
-        audio = sf.SoundFile(source)
-    except sf.LibsndfileError as error:
-        # libsndfile says "does not exist" of some damaged MP3s; the file was checked to exist
-        detail = "damaged or unrecognised data" if "does not exist" in error.error_string else error.error_string
-        raise AudioDecodeError(f"{label}: not a readable audio file ({detail})") from None
-    with audio:
-        try:
-            data = audio.read(dtype="float32", always_2d=True)
-        except RuntimeError as error:  # soundfile's LibsndfileError is one: damaged data shows while reading
-            detail = getattr(error, "error_string", str(error)).removeprefix("Error : ")
-            raise AudioDecodeError(f"{label}: corrupt audio ({detail})") from None
-        _refuse_truncated(audio, len(data), label)
-        return data, audio.samplerate
-
-
-@contextmanager
-def _c_stderr_kept_unless_failed() -> Iterator[None]:
-    """Hold what C decoders print straight to stderr (libmpg123 warns about damaged MP3s) meanwhile.
-
-    A file that fails gets one :class:`AudioDecodeError` line, so their chatter about it is
-    dropped; a file that decodes keeps its warnings, which may be the only hint of damage.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except AudioDecodeError:
-            raise
-        else:
-            held.seek(0)
-            os.write(saved, held.read())
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _refuse_truncated(audio: sf.SoundFile, frames_read: int, label: str) -> None:
-    """A file cut short (an interrupted copy or upload) may decode without error: compare with its header.
-
-    For a WAV, libsndfile counts the frames it finds and logs the size the header announced; for
-    other formats ``audio.frames`` is the header's count (an MP3's Xing header). 1 % of slack
-    allows for MP3s whose length libsndfile can only estimate.
-    """
-    seconds = frames_read / audio.samplerate
-    announced = audio.frames / audio.samplerate
-    match = _SHORT_DATA_CHUNK.search(audio.extra_info)
-    if match:
-        declared_bytes, present_bytes = map(int, match.groups())
-        if 0 < present_bytes < declared_bytes < _UNKNOWN_LENGTH:
-            announced = seconds * declared_bytes / present_bytes
-    if seconds < 0.99 * announced:
-        raise AudioDecodeError(f"{label}: truncated (the header announces {announced:.2f} s, the file holds {seconds:.2f} s)")
 
 
 def load_minds14(

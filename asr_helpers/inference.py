@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForCTC, AutoProcessor, Wav2Vec2ForCTC, Wav2Vec2Processor, pipeline
+from transformers import AutoModelForCTC, AutoProcessor, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from asr_helpers.data import AudioDecodeError
-from asr_helpers.modeling import convolutions_replaced
-from asr_helpers.preprocessing import ConvGeometry, check_duration, load_audio
+from asr_helpers.audio import AudioDecodeError, check_duration, load_audio
+from asr_helpers.checks import ConvGeometry
 
 CHUNK_LENGTH_S = 20.0
 STRIDE_LENGTH_S = 4.0
@@ -26,21 +25,6 @@ def load_trained(model_dir: str | Path) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Process
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: no trained model here (run `python -m asr_helpers train` first)")
     return AutoModelForCTC.from_pretrained(model_dir).eval(), AutoProcessor.from_pretrained(model_dir)
-
-
-def make_pipeline(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor):
-    """The guide's ``pipeline("automatic-speech-recognition")`` around an in-memory model.
-
-    Feed it a float32 NumPy array at the model's sampling rate (:func:`load_audio` makes one):
-    transformers 5.x refuses a plain list, and a file path makes it call the ffmpeg program.
-    """
-    return pipeline(
-        "automatic-speech-recognition",
-        model=model,
-        tokenizer=processor.tokenizer,
-        feature_extractor=processor.feature_extractor,
-        device="cpu" if not torch.cuda.is_available() else 0,
-    )
 
 
 @torch.inference_mode()
@@ -76,19 +60,19 @@ def transcribe(
     *,
     chunk_length_s: float = CHUNK_LENGTH_S,
     stride_length_s: float = STRIDE_LENGTH_S,
-    fast_convolutions: bool = True,
+    fast: bool = False,
 ) -> list[str]:
     """Transcribe files (any rate, mono or stereo) or 16 kHz arrays, batched by length, in input order.
 
     Recordings longer than ``chunk_length_s`` are transcribed in overlapping chunks (see
     :func:`chunk_spans`), so memory depends on ``batch_size`` and the chunk length, not on the
-    recording. The model's convolutions are computed as FFTs and matrix products
-    (:func:`~asr_helpers.modeling.convolutions_replaced`: the same texts, about 1.3 times faster
-    on 2 CPU cores) unless ``fast_convolutions=False``. The first input that cannot be used raises
+    recording. ``fast=True`` computes the model's convolutions as FFTs and matrix products
+    (:func:`~asr_helpers.fast.convolutions.convolutions_replaced`: the same texts, about 1.3
+    times faster on 2 CPU cores). The first input that cannot be used raises
     :class:`AudioDecodeError`; :func:`transcribe_each` transcribes the others anyway.
     """
     arrays = [_model_audio(item, index, model, processor) for index, item in enumerate(audio)]
-    return _transcribe_arrays(model, processor, arrays, batch_size, chunk_length_s, stride_length_s, fast_convolutions)
+    return _transcribe_arrays(model, processor, arrays, batch_size, chunk_length_s, stride_length_s, fast)
 
 
 def transcribe_each(
@@ -99,7 +83,7 @@ def transcribe_each(
     *,
     chunk_length_s: float = CHUNK_LENGTH_S,
     stride_length_s: float = STRIDE_LENGTH_S,
-    fast_convolutions: bool = True,
+    fast: bool = False,
 ) -> list[str | AudioDecodeError]:
     """:func:`transcribe`, except that an input that cannot be used gets its error in its place
     and every other input is still transcribed: one bad file must not cost the good ones."""
@@ -111,7 +95,7 @@ def transcribe_each(
             results.append(error)
     good = [index for index, result in enumerate(results) if isinstance(result, np.ndarray)]
     texts = _transcribe_arrays(
-        model, processor, [results[i] for i in good], batch_size, chunk_length_s, stride_length_s, fast_convolutions
+        model, processor, [results[i] for i in good], batch_size, chunk_length_s, stride_length_s, fast
     )
     for index, text in zip(good, texts):
         results[index] = text
@@ -163,7 +147,7 @@ def _transcribe_arrays(
     batch_size: int,
     chunk_length_s: float,
     stride_length_s: float,
-    fast_convolutions: bool,
+    fast: bool,
 ) -> list[str]:
     """Normalise each recording whole, run the model on its chunks batched by length, keep each
     chunk's middle frames, join them and only then do the CTC collapse (a letter may span two chunks)."""
@@ -175,7 +159,9 @@ def _transcribe_arrays(
     values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
     pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
     frame_ids: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
-    with convolutions_replaced(model) if fast_convolutions else nullcontext():
+    if fast:
+        from asr_helpers.fast.convolutions import convolutions_replaced  # opt-in speed work, loaded only when asked
+    with convolutions_replaced(model) if fast else nullcontext():
         for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
             windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
             for i, logits in zip(batch, _padded_logits(model, processor, windows)):
@@ -192,27 +178,3 @@ def _padded_logits(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, values: 
     """Logits for already normalised windows, padded to the longest (with an attention mask if the processor makes one)."""
     inputs = processor.feature_extractor.pad([{"input_values": v} for v in values], padding=True, return_tensors="pt")
     return model(**inputs.to(model.device)).logits
-
-
-def quantize_dynamic_int8(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
-    """A copy of ``model`` for CPU inference whose linear layers compute in int8: an option, not the default.
-
-    Dynamic quantization stores each ``nn.Linear`` weight as int8 (one scale per output channel)
-    and quantizes activations on the fly; convolutions and layer norms stay float32. It makes the
-    Transformer's matrix products faster on CPU and may change a few characters of the output
-    (``benchmarks/cpu_transcribe.py`` measures both). Uses ``torch.ao.quantization``, which PyTorch
-    has deprecated in favour of torchao but still ships; its deprecation warnings are silenced here.
-    """
-    import copy
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-            return quantize_dynamic(
-                copy.deepcopy(model).eval().cpu(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-            )
-    except ImportError as error:  # a future PyTorch without torch.ao.quantization
-        raise RuntimeError(f"int8 quantization needs torch.ao.quantization, missing in torch {torch.__version__}") from error

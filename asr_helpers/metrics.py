@@ -1,11 +1,12 @@
-"""Word and character error rate, written out so that they can be read (notebook 04).
+"""Word and character error rate (notebook 04): the alignment written out as a worked example,
+the numbers from jiwer, and the guide's ``compute_metrics``.
 
-The course reports the same numbers as ``evaluate.load("wer")`` and ``evaluate.load("cer")``,
-which call jiwer: align each prediction with its reference by Levenshtein distance, count
-substitutions S, deletions D and insertions I, and divide by the number N of reference words
-(or characters), summed over the whole corpus: ``(S + D + I) / N``. Loading those metrics needs
-the Hugging Face hub, so this module computes them itself and :func:`load_metric` falls back to
-it offline. The tests check every number against jiwer.
+``evaluate.load("wer")`` and ``evaluate.load("cer")`` call jiwer: align each prediction with its
+reference by Levenshtein distance, count substitutions S, deletions D and insertions I, and
+divide by the number N of reference words (or characters), summed over the whole corpus:
+``(S + D + I) / N``. Loading them needs the Hugging Face Hub, so :func:`load_metric` falls back
+to jiwer itself offline. :func:`align` shows how the counts arise; the tests check its counts
+against jiwer's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import jiwer
 import numpy as np
 
 if TYPE_CHECKING:
@@ -110,53 +112,39 @@ def _words(text: str) -> list[str]:
     return [word for word in re.sub(r"\s\s+", " ", text).strip().split(" ") if word]
 
 
-def _characters(text: str) -> list[str]:
-    """Split like jiwer's default CER transform: strip the ends, keep every character, spaces included."""
-    return list(text.strip())
-
-
-def _corpus_error_rate(
-    predictions: list[str], references: list[str], tokenize: Callable[[str], list[str]]
-) -> float:
-    """Sum errors and reference lengths over the corpus before dividing, as ``evaluate`` does.
-
-    Averaging per-sentence rates instead would let a two-word sentence weigh as much as a
-    twenty-word one.
-    """
+def _checked(predictions: list[str], references: list[str]) -> None:
+    """One clear line for the two inputs that make an error rate meaningless."""
     if len(predictions) != len(references):
         raise ValueError(f"got {len(predictions)} predictions but {len(references)} references")
     if not references:
         raise ValueError("need at least one reference")
-    errors = reference_length = 0
-    for index, (prediction, reference) in enumerate(zip(predictions, references)):
-        reference_tokens = tokenize(reference)
-        if not reference_tokens:
+    for index, reference in enumerate(references):
+        if not reference.strip():
             raise ValueError(
                 f"references[{index}] is empty: an error rate divides by the reference length,"
                 " so every reference needs some text"
             )
-        counts = count_errors(reference_tokens, tokenize(prediction))
-        errors += counts.substitutions + counts.deletions + counts.insertions
-        reference_length += counts.reference_length
-    return errors / reference_length
 
 
 def word_error_rate(predictions: list[str], references: list[str]) -> float:
-    """Corpus WER, ``(S + D + I) / N`` over words: the number ``evaluate.load("wer")`` gives.
+    """Corpus WER with jiwer, ``(S + D + I) / N`` over words: the number ``evaluate.load("wer")`` gives.
 
-    It can exceed 1: a hypothesis with many extra words has more insertions than the
-    reference has words.
+    Errors and reference lengths are summed over the corpus before dividing, so a two-word
+    sentence does not weigh as much as a twenty-word one. It can exceed 1: a hypothesis with many
+    extra words has more insertions than the reference has words.
     """
-    return _corpus_error_rate(predictions, references, _words)
+    _checked(predictions, references)
+    return float(jiwer.wer(list(references), list(predictions)))
 
 
 def character_error_rate(predictions: list[str], references: list[str]) -> float:
-    """Corpus CER, ``(S + D + I) / N`` over characters with spaces counted: ``evaluate.load("cer")``.
+    """Corpus CER with jiwer, ``(S + D + I) / N`` over characters with spaces counted: ``evaluate.load("cer")``.
 
     CER credits a word that is almost right ("helo" for "hello"), which WER counts as wholly
     wrong, so it moves earlier while a CTC model is learning to spell.
     """
-    return _corpus_error_rate(predictions, references, _characters)
+    _checked(predictions, references)
+    return float(jiwer.cer(list(references), list(predictions)))
 
 
 def format_alignment(reference: str, hypothesis: str) -> str:
@@ -186,35 +174,36 @@ class Metric(Protocol):
     def compute(self, *, predictions: list[str], references: list[str]) -> float: ...
 
 
-_LOCAL_METRICS: dict[str, Callable[[list[str], list[str]], float]] = {
+_JIWER_METRICS: dict[str, Callable[[list[str], list[str]], float]] = {
     "wer": word_error_rate,
     "cer": character_error_rate,
 }
 
 
 @dataclass(frozen=True)
-class LocalMetric:
-    """Stands in for ``evaluate.load(name)`` without the hub: same ``compute`` call, same number."""
+class JiwerMetric:
+    """Stands in for ``evaluate.load(name)`` without the Hub: the same ``compute`` call, and the
+    same number, since the Hub's ``wer`` and ``cer`` scripts call jiwer too."""
 
     name: str
 
     def __post_init__(self) -> None:
-        if self.name not in _LOCAL_METRICS:
-            raise ValueError(f"no local implementation of metric {self.name!r}: use 'wer' or 'cer'")
+        if self.name not in _JIWER_METRICS:
+            raise ValueError(f"no jiwer implementation of metric {self.name!r}: use 'wer' or 'cer'")
 
     def compute(self, *, predictions: list[str], references: list[str]) -> float:
-        return _LOCAL_METRICS[self.name](predictions, references)
+        return _JIWER_METRICS[self.name](predictions, references)
 
 
 def load_metric(name: str, mode: str) -> Metric:
-    """``evaluate.load(name)`` in ``hub`` mode, this module's implementation in ``offline`` mode.
+    """``evaluate.load(name)`` in ``hub`` mode, :class:`JiwerMetric` in ``offline`` mode.
 
     ``evaluate.load`` downloads the metric's script from the hub, so it fails without a network
     even when jiwer is installed; then the hub mode says so and carries on with the local
-    implementation rather than stopping a lesson over an identical number.
+    metric rather than stopping a lesson over an identical number.
     """
     if mode == "offline":
-        return LocalMetric(name)
+        return JiwerMetric(name)
     if mode != "hub":
         raise ValueError(f"unknown mode {mode!r}: use 'offline' or 'hub'")
     import evaluate  # here, not at the top: importing it is slow and offline mode never needs it
@@ -222,11 +211,11 @@ def load_metric(name: str, mode: str) -> Metric:
     try:
         return evaluate.load(name)
     except Exception as error:  # no network, hub down, proxy...: every failure ends the same way
-        fallback = LocalMetric(name)
+        fallback = JiwerMetric(name)
         reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line, however long
         print(
             f"note: evaluate.load({name!r}) failed ({reason});"
-            " using the local implementation (same definition as jiwer)"
+            " using jiwer directly (the same definition and number)"
         )
         return fallback
 

@@ -31,13 +31,10 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-INTENTS: tuple[str, ...] = (
-    "abroad", "address", "app_error", "atm_limit", "balance", "business_loan", "card_issues",
-    "cash_deposit", "direct_debit", "freeze", "high_value_payment", "joint_account",
-    "latest_transactions", "pay_bill",
-)
+from asr_helpers.data import CORPUS_DIR, INTENTS
+from asr_helpers.text import spell_number, spell_ordinal, spell_year
+
 EN_US_LANG_ID = 4  # index of en-US in MInDS-14's lang_id ClassLabel
-CORPUS_DIR = Path(__file__).parent / "corpus"
 SAMPLE_RATE = 8000  # MInDS-14 is telephone audio
 SPLITS: tuple[str, ...] = ("train", "test")
 METADATA_COLUMNS: tuple[str, ...] = (
@@ -905,52 +902,6 @@ PRETRAIN_GRAMMAR: dict[str, tuple[str, ...]] = {
     "landmark": ("bridge", "church", "fountain", "school", "big tree", "traffic lights", "roundabout", "statue"),
     "shop": ("bakery", "bookshop", "pharmacy", "florist", "butcher", "toy shop", "hardware store", "fish market"),
 }
-
-_SMALL = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
-    " sixteen seventeen eighteen nineteen"
-).split()
-_DECADES = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_ORDINALS = (
-    "_ first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth"
-    " fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth"
-).split()
-
-
-_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
-
-
-def spell_number(number: int) -> str:
-    """A non-negative integer in words, as a speaker says it ("one hundred five"). The corpus's
-    sentences and the transcripts' digits (:func:`asr_helpers.preprocessing.number_to_words`)
-    are both spelled by it, so the two always agree."""
-    if number < 20:
-        return _SMALL[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return _DECADES[tens] + (f" {_SMALL[ones]}" if ones else "")
-    size, name = next(scale for scale in _SCALES if number >= scale[0])
-    high, rest = divmod(number, size)
-    return f"{spell_number(high)} {name}" + (f" {spell_number(rest)}" if rest else "")
-
-
-def spell_ordinal(number: int) -> str:
-    """1 to 31 as an ordinal word ("twenty third")."""
-    if number <= 20:
-        return _ORDINALS[number]
-    tens, ones = divmod(number, 10)
-    return f"{_DECADES[tens]} {_ORDINALS[ones]}" if ones else _DECADES[tens][:-1] + "ieth"
-
-
-def spell_year(year: int) -> str:
-    """A year the way it is read aloud: "nineteen eighty four", "two thousand nine"."""
-    century, rest = divmod(year, 100)
-    if 2000 <= year < 2010:
-        return spell_number(year)
-    if rest == 0:
-        return f"{spell_number(century)} hundred"
-    return f"{spell_number(century)} " + (f"oh {_SMALL[rest]}" if rest < 10 else spell_number(rest))
-
 
 def spell_clock(rng: random.Random) -> str:
     """A time of day in words: "seven thirty", "half past six", "a quarter to nine", "noon"."""
