@@ -12,7 +12,8 @@ from transformers import Wav2Vec2Processor
 class DataCollatorCTCWithPadding:
     """Pad audio and labels of one batch separately, to the longest item of *this* batch.
 
-    Audio is padded with the feature extractor's padding value and gets an attention mask; labels
+    Audio is padded with the feature extractor's padding value, with an attention mask when the
+    feature extractor makes one (wav2vec2-base's does not: it reads the zeros as silence); labels
     are padded by the tokenizer and the padding is then replaced by -100, the index PyTorch's CTC
     loss (through Transformers) ignores, so padding never counts as a character to predict.
     ``pad_to_multiple_of`` rounds the padded audio length up (steadier shapes for GPUs);

@@ -55,14 +55,14 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 def transcribe(
     model: Wav2Vec2ForCTC,
     processor: Wav2Vec2Processor,
-    audio: Sequence[str | Path | np.ndarray],
+    audio: Sequence[str | Path | dict | np.ndarray],
     batch_size: int = 8,
     *,
     chunk_length_s: float = CHUNK_LENGTH_S,
     stride_length_s: float = STRIDE_LENGTH_S,
     fast: bool = False,
 ) -> list[str]:
-    """Transcribe files (any rate, mono or stereo) or 16 kHz arrays, batched by length, in input order.
+    """Transcribe files (any rate, mono or stereo), datasets audio dicts or 16 kHz arrays, batched by length, in input order.
 
     Recordings longer than ``chunk_length_s`` are transcribed in overlapping chunks (see
     :func:`chunk_spans`), so memory depends on ``batch_size`` and the chunk length, not on the
@@ -78,7 +78,7 @@ def transcribe(
 def transcribe_each(
     model: Wav2Vec2ForCTC,
     processor: Wav2Vec2Processor,
-    audio: Sequence[str | Path | np.ndarray],
+    audio: Sequence[str | Path | dict | np.ndarray],
     batch_size: int = 8,
     *,
     chunk_length_s: float = CHUNK_LENGTH_S,
@@ -102,12 +102,12 @@ def transcribe_each(
     return results
 
 
-def _model_audio(item: str | Path | np.ndarray, index: int, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor) -> np.ndarray:
+def _model_audio(item: str | Path | dict | np.ndarray, index: int, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor) -> np.ndarray:
     """One input as a float32 array at the model's rate, refused if shorter than the model's first frame."""
     rate, min_samples = processor.feature_extractor.sampling_rate, ConvGeometry.of(model.config).min_samples
     if isinstance(item, np.ndarray):
         return check_duration(np.asarray(item, dtype=np.float32), f"audio[{index}]", min_samples, rate)
-    return load_audio(str(item), rate, min_samples=min_samples)
+    return load_audio(item if isinstance(item, dict) else str(item), rate, min_samples=min_samples)
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,17 @@ def _transcribe_arrays(
 
 
 @torch.inference_mode()
-def _padded_logits(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, values: Sequence[np.ndarray]) -> torch.Tensor:
-    """Logits for already normalised windows, padded to the longest (with an attention mask if the processor makes one)."""
+def _padded_logits(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, values: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """Logits for already normalised windows, padded to the longest with an attention mask.
+
+    A processor that makes no attention mask (wav2vec2-base's) belongs to a model that would hear
+    the padding as silence and change its group-normalised features: its windows go one at a time.
+    """
+    if not processor.feature_extractor.return_attention_mask:
+        return [_padded_logits_of(model, processor, [v])[0] for v in values]
+    return list(_padded_logits_of(model, processor, values))
+
+
+def _padded_logits_of(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, values: Sequence[np.ndarray]) -> torch.Tensor:
     inputs = processor.feature_extractor.pad([{"input_values": v} for v in values], padding=True, return_tensors="pt")
     return model(**inputs.to(model.device)).logits

@@ -221,15 +221,10 @@ def load_metric(name: str, mode: str) -> Metric:
 
 
 def make_compute_metrics(
-    processor: Wav2Vec2Processor, mode: str = "offline"
+    processor: Wav2Vec2Processor, scorers: dict[str, Metric]
 ) -> Callable[[EvalPrediction], dict[str, float]]:
-    """Build the Trainer's ``compute_metrics``: decode predictions and labels, score WER and CER.
-
-    The metrics are loaded here, once, not at every evaluation: in hub mode each load would
-    otherwise ask the hub again.
-    """
-    wer_metric = load_metric("wer", mode)
-    cer_metric = load_metric("cer", mode)
+    """The guide's ``compute_metrics`` for the Trainer: decode predictions and labels, then score
+    them with each of ``scorers`` (e.g. ``{"wer": evaluate.load("wer")}``), loaded once, here."""
     pad_token_id = processor.tokenizer.pad_token_id
 
     def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
@@ -238,14 +233,11 @@ def make_compute_metrics(
         pred_ids = np.argmax(logits, axis=-1)
         # The collator pads labels with -100 so the loss skips them; the tokenizer cannot decode
         # -100, so turn it into <pad>, which decoding drops. np.where returns a new array: the
-        # Trainer's labels are left as they were.
+        # Trainer's labels are left as they were (the guide overwrites them in place).
         label_ids = np.where(pred.label_ids == -100, pad_token_id, pred.label_ids)
         predictions = processor.batch_decode(pred_ids)
         # Labels are text, not CTC frames: group_tokens=False keeps the double L of "HELLO".
         references = processor.batch_decode(label_ids, group_tokens=False)
-        return {
-            "wer": float(wer_metric.compute(predictions=predictions, references=references)),
-            "cer": float(cer_metric.compute(predictions=predictions, references=references)),
-        }
+        return {name: float(scorer.compute(predictions=predictions, references=references)) for name, scorer in scorers.items()}
 
     return compute_metrics

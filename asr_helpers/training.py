@@ -10,7 +10,7 @@ same call for the command line (``tests/test_notebook_agreement.py`` checks they
 from __future__ import annotations
 
 import json
-import math
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,7 @@ from asr_helpers.cache import PREPARATION_MODULES, cache_dir, fingerprint, prepa
 from asr_helpers.checks import OnError
 from asr_helpers.collator import DataCollatorCTCWithPadding
 from asr_helpers.data import resolve_mode
-from asr_helpers.metrics import make_compute_metrics
+from asr_helpers.metrics import load_metric, make_compute_metrics
 from asr_helpers.modeling import load_model
 
 RECIPES: dict[str, dict] = json.loads((Path(__file__).parent / "recipes.json").read_text())
@@ -45,8 +45,8 @@ def recipe_for(mode: str, max_steps: int | None = None, *, cuda: bool | None = N
     name = "course" if mode == "offline" else "guide" if cuda else "hub-cpu"
     recipe = dict(RECIPES[name], name=name)
     if max_steps is not None and max_steps != recipe["max_steps"]:
-        scale = max_steps / recipe["max_steps"]
-        recipe.update({key: max(1, math.ceil(recipe[key] * scale)) for key in _SCALED}, max_steps=max_steps)
+        base = recipe["max_steps"]  # whole numbers only: 170 * 90 / 510 is 30, and floats would make it 31
+        recipe.update({key: max(1, -(-recipe[key] * max_steps // base)) for key in _SCALED}, max_steps=max_steps)
     if verbose:
         print(f"recipe: {name}, {recipe['max_steps']} steps ({recipe['why']})")
     return recipe
@@ -103,18 +103,23 @@ def build_trainer(
     """Notebook 05's ``Trainer(...)`` for the command line: the processor as ``processing_class``
     (formerly ``tokenizer``), notebook 03's collator and notebook 04's ``compute_metrics``.
 
-    The datasets are handed over as NumPy rows (``with_format("numpy")``), which the collator
-    pads about 8 times faster than the Python lists Arrow gives by default.
+    ``datasets`` datasets are handed over as NumPy rows (``with_format("numpy")``), which the
+    collator pads about 8 times faster than the Python lists Arrow gives by default; other
+    datasets (a torch ``Subset`` in the benchmarks, or no evaluation set) go as they are.
     """
     return Trainer(
         model=model,
         args=args,
-        train_dataset=train_dataset.with_format("numpy"),
-        eval_dataset=eval_dataset.with_format("numpy"),
+        train_dataset=_numpy_rows(train_dataset),
+        eval_dataset=_numpy_rows(eval_dataset),
         processing_class=processor,
         data_collator=DataCollatorCTCWithPadding(processor=processor, padding="longest"),
-        compute_metrics=make_compute_metrics(processor, mode),
+        compute_metrics=make_compute_metrics(processor, {name: load_metric(name, mode) for name in ("wer", "cer")}),
     )
+
+
+def _numpy_rows(dataset: Dataset | None):
+    return dataset.with_format("numpy") if isinstance(dataset, Dataset) else dataset
 
 
 class NonFiniteLossError(RuntimeError):
@@ -194,21 +199,54 @@ def fine_tune(
     speech, and on CPU its backward pass would cost two thirds of every step. ``on_bad_rows`` and
     ``corpus_dir`` go to :func:`~asr_helpers.cache.prepared_course_data`; a NaN or infinite loss
     stops the run with :class:`NonFiniteLossError`.
+
+    Started by ``torchrun --nproc_per_node N`` (or ``accelerate launch``), it trains data-parallel:
+    the recipe's batch of 8 is split across the N processes (:func:`data_parallel_batch`), so the
+    effective batch, the learning rate and the schedule stay the recipe's; the main process
+    prepares the data first and the others read it from the cache; only the main process saves.
     """
-    mode = resolve_mode(mode or ("offline" if corpus_dir else None))
-    processor, prepared = prepared_course_data(mode, on_error=on_bad_rows, corpus_dir=corpus_dir)
+    mode = resolve_mode(mode or ("offline" if corpus_dir else None), verbose=_is_main_process())
+    recipe = recipe_for(mode, max_steps, verbose=_is_main_process())
+    args = training_arguments(output_dir, recipe, **data_parallel_batch(_world_size()))
+    with args.main_process_first(desc="preparing the data"):
+        processor, prepared = prepared_course_data(mode, on_error=on_bad_rows, corpus_dir=corpus_dir)
     model = load_model(processor, mode, freeze_feature_encoder=True)
-    args = training_arguments(output_dir, recipe_for(mode, max_steps))
     trainer = build_trainer(model, args, processor, prepared["train"], prepared["test"], mode)
     trainer.add_callback(StopOnNonFiniteLoss())
     checkpoint = last_checkpoint(output_dir) if resume else None
-    if resume:
+    if resume and trainer.is_world_process_zero():
         print(f"resuming from {checkpoint}" if checkpoint else f"no complete checkpoint in {output_dir}: starting from step 0")
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics_ = trainer.evaluate()
-    trainer.save_model(str(output_dir))
-    processor.save_pretrained(str(output_dir))
+    trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(output_dir))
     return metrics_
+
+
+def _world_size() -> int:
+    """How many processes ``torchrun`` or ``accelerate launch`` started (``WORLD_SIZE``), 1 without them."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def data_parallel_batch(world_size: int, batch: int = 8) -> dict[str, int]:
+    """Per-process batch for ``world_size`` data-parallel processes: the recipe's ``batch`` split
+    evenly, so the effective batch, and with it the learning rate and schedule, stay the recipe's
+    (a larger effective batch would need another learning rate: a different recipe, not a faster one).
+    """
+    if world_size == 1:
+        return {}
+    per_process = batch // world_size
+    if batch % world_size:
+        raise ValueError(f"{world_size} processes cannot share a batch of {batch} evenly: use 1, 2, 4 or 8 processes")
+    if _is_main_process():
+        print(f"data parallel: {world_size} processes x {per_process} examples = effective batch {per_process * world_size}"
+              f" (the recipe's {batch}); learning rate and schedule unchanged")
+    return {"per_device_train_batch_size": per_process}
 
 
 TRAINING_MODULES = (*PREPARATION_MODULES, collator, metrics, modeling)

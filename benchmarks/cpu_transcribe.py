@@ -5,15 +5,15 @@ Every path gets the same files (default: the offline corpus's test split, 120 fi
 whole job, decoding and resampling each file included, on ``--threads`` CPU threads (default 2,
 a classroom laptop). Paths:
 
-- ``pipeline``: ``make_pipeline(model, processor)`` (the guide's ``pipeline("automatic-speech-recognition")``)
+- ``pipeline``: the guide's ``pipeline("automatic-speech-recognition")`` around the model
   called on one file's samples at a time;
 - ``naive batches``: ``greedy_decode`` on batches of files in input order,
   padded to the longest (what batching looks like without grouping by length);
-- ``transcribe fp32``: ``asr_helpers.inference.transcribe``, which batches by length and computes the
-  convolutions as matrix products and FFTs (``asr_helpers.modeling.convolutions_replaced``);
-- ``transcribe fp32, direct convs``: ``transcribe`` with ``fast_convolutions=False`` (the model's own
+- ``transcribe fp32``: ``asr_helpers.inference.transcribe(..., fast=True)``, which batches by length
+  and computes the convolutions as matrix products and FFTs (``asr_helpers.fast.convolutions.convolutions_replaced``);
+- ``transcribe fp32, direct convs``: ``transcribe`` as it is called by default (the model's own
   convolution modules), to show what computing them differently brings;
-- ``transcribe int8``: the same on ``quantize_dynamic_int8(model)``.
+- ``transcribe int8``: ``transcribe(..., fast=True)`` on ``quantize_dynamic_int8(model)``.
 
 Reported: real-time factor as "x real time" (audio seconds per wall second; best of ``--repeat``
 passes, the paths interleaved in each pass),
@@ -44,10 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 import transformers  # noqa: E402
 
-from asr_helpers.inference import greedy_decode, load_trained, make_pipeline, quantize_dynamic_int8, transcribe  # noqa: E402
+from asr_helpers.audio import load_audio  # noqa: E402
+from asr_helpers.data import CORPUS_DIR  # noqa: E402
+from asr_helpers.fast.int8 import quantize_dynamic_int8  # noqa: E402
+from asr_helpers.inference import greedy_decode, load_trained, transcribe  # noqa: E402
 from asr_helpers.metrics import word_error_rate  # noqa: E402
-from asr_helpers.preprocessing import load_audio, normalize_text  # noqa: E402
-from asr_helpers.synth import CORPUS_DIR  # noqa: E402
+from asr_helpers.text import normalize_text  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "asr_helpers" / "checkpoints" / "course-base"
 
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(files)} files, {audio_seconds:.1f} s of audio; model {args.model}; {args.threads} threads; "
           f"{cpu_name()}, {os.cpu_count()} cores, load average {load[0]:.2f}; torch {torch.__version__}", flush=True)
 
-    pipe = make_pipeline(model, processor)
+    pipe = transformers.pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
+                                 feature_extractor=processor.feature_extractor, device="cpu")
     quantized = quantize_dynamic_int8(model)
 
     def pipeline_path(paths):
@@ -107,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = {"pipeline (1 file at a time)": pipeline_path, f"naive batches of {sizes[0]}": naive_path}
     for size in sizes:
-        paths[f"transcribe fp32, batch {size}"] = lambda ps, size=size: transcribe(model, processor, ps, size)
-    paths[f"transcribe fp32, batch {sizes[0]}, direct convs"] = lambda ps: transcribe(
-        model, processor, ps, sizes[0], fast_convolutions=False
-    )
+        paths[f"transcribe fp32, batch {size}"] = lambda ps, size=size: transcribe(model, processor, ps, size, fast=True)
+    paths[f"transcribe fp32, batch {sizes[0]}, direct convs"] = lambda ps: transcribe(model, processor, ps, sizes[0])
     for size in sizes:
-        paths[f"transcribe int8, batch {size}"] = lambda ps, size=size: transcribe(quantized, processor, ps, size)
+        paths[f"transcribe int8, batch {size}"] = lambda ps, size=size: transcribe(
+            quantized, processor, ps, size, fast=True
+        )
     for run in paths.values():
         run(files[:4])  # warm-up: first calls allocate and pick kernels
     times: dict[str, list[float]] = {name: [] for name in paths}

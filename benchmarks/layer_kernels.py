@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from asr_helpers.training import prepare_fast_model  # noqa: E402
+from asr_helpers.fast.training import prepare_fast_model  # noqa: E402
 from step_breakdown import RATE, VOCAB, layers_step, timed  # noqa: E402
 from train_throughput import conv_lengths, flops_by_part, gpu_peak  # noqa: E402
 

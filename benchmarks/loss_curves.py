@@ -37,15 +37,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import transformers  # noqa: E402
 
-from asr_helpers.modeling import load_model  # noqa: E402
-from asr_helpers.preprocessing import prepared_course_data  # noqa: E402
-from asr_helpers.training import (  # noqa: E402
+from asr_helpers.cache import prepared_course_data  # noqa: E402
+from asr_helpers.fast.training import (  # noqa: E402
     build_fast_trainer,
-    build_trainer,
     fast_training_args,
-    guide_training_args,
+    guide_arguments,
     seed_length_grouping,
 )
+from asr_helpers.modeling import load_model  # noqa: E402
+from asr_helpers.training import build_trainer  # noqa: E402
 
 REFERENCE_BATCH = 16
 
@@ -54,13 +54,13 @@ def run(name: str, args, processor, data) -> dict:
     steps = max(1, args.samples // REFERENCE_BATCH)
     recipe = dict(
         learning_rate=args.lr, warmup_steps=max(1, steps // 10), max_steps=steps,
-        logging_steps=max(1, args.log_every // REFERENCE_BATCH), eval_strategy="no", save_strategy="no",
-        load_best_model_at_end=False, seed=0, data_seed=0, disable_tqdm=True, report_to="none",
+        logging_steps=max(1, args.log_every // REFERENCE_BATCH), eval_strategy="no", eval_on_start=False,
+        save_strategy="no", load_best_model_at_end=False, seed=0, data_seed=0, disable_tqdm=True, report_to="none",
     )
     out = Path(tempfile.mkdtemp(prefix=f"curves-{name}-"))
     model = load_model(processor, "offline", seed=0, freeze_feature_encoder=True)
     if name == "guide":
-        targs = guide_training_args(out, **recipe)
+        targs = guide_arguments(out, **recipe)
         trainer = seed_length_grouping(build_trainer(model, targs, processor, data["train"], data["test"], "offline"))
     else:
         batch = int(name.split("-b")[1]) if "-b" in name else None

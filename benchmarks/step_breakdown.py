@@ -10,7 +10,7 @@ attention has no mask (the fast profile's buckets come close to that). Variants 
 profile without compilation), ``eager-cudnn-benchmark`` (cuDNN picks its convolution algorithms by
 timing them), ``compiled`` (the fast profile's compiled Transformer layers, dynamic shapes, as after
 its second bucket shape). Two rows show what the feature encoder and the positional convolution
-cost as cuDNN convolutions, before :func:`~asr_helpers.modeling.replace_convolutions`::
+cost as cuDNN convolutions, before :func:`~asr_helpers.fast.convolutions.replace_convolutions`::
 
     python benchmarks/step_breakdown.py --batch-sizes 64,128      # about 1 min on an H200
     python benchmarks/step_breakdown.py --variants eager,eager-cudnn-benchmark,compiled
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from asr_helpers.training import prepare_fast_model  # noqa: E402
+from asr_helpers.fast.training import prepare_fast_model  # noqa: E402
 from train_throughput import flops_by_part, gpu_peak, train_flops  # noqa: E402
 
 RATE = 16_000

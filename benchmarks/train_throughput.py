@@ -5,7 +5,7 @@ The model is wav2vec2-base's architecture (``Wav2Vec2Config()``: 7 convolutions 
 12 Transformer layers of 768) with random weights: the hub is out of reach, and the arithmetic is
 that of the pre-trained checkpoint. The audio is synthetic noise with MInDS-14-like lengths
 (gamma distributed, mean 9 s, 1.5 to 30 s) and character labels of 8 per second. Each run trains
-through the project's own code (``guide_training_args`` + ``build_trainer``, or
+through the project's own code (``guide_arguments`` + ``build_trainer``, or
 ``fast_training_args`` + ``build_fast_trainer``) for one length sweep of warm-up (compilation
 included), then times two more sweeps between two device synchronisations.
 
@@ -44,15 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers  # noqa: E402
 from transformers import TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC  # noqa: E402
 
-from asr_helpers.preprocessing import build_processor  # noqa: E402
-from asr_helpers.training import (  # noqa: E402
+from asr_helpers.fast.training import (  # noqa: E402
     build_fast_trainer,
-    build_trainer,
     fast_batch_size,
     fast_training_args,
-    guide_training_args,
+    guide_arguments,
     seed_length_grouping,
 )
+from asr_helpers.preprocessing import build_processor  # noqa: E402
+from asr_helpers.training import build_trainer  # noqa: E402
 
 RATE = 16_000
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
@@ -245,7 +245,7 @@ def run_one(name: str, args, processor, master, config, device: str) -> dict:
     model = Wav2Vec2ForCTC(_model_config(config, vocab, args.layerdrop))
     if not fast and frozen:
         model.freeze_feature_encoder()  # as the project's fine_tune does for wav2vec2-base
-    common = dict(max_steps=args.warmup + args.steps + 1, eval_strategy="no", save_strategy="no",
+    common = dict(max_steps=args.warmup + args.steps + 1, eval_strategy="no", eval_on_start=False, save_strategy="no",
                   load_best_model_at_end=False, logging_steps=10_000, disable_tqdm=True, report_to="none",
                   seed=0, data_seed=0, use_cpu=device == "cpu")
     out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
@@ -257,7 +257,7 @@ def run_one(name: str, args, processor, master, config, device: str) -> dict:
         trainer = build_fast_trainer(model, targs, processor, dataset, None, "offline",
                                      compile=False if name == "fast-eager" else None if device == "cuda" else args.compile)
     else:
-        targs = guide_training_args(out, **common)
+        targs = guide_arguments(out, **common)
         trainer = seed_length_grouping(build_trainer(model, targs, processor, dataset, None, "offline"))
     flops_of = lambda n: train_flops(model.config, n, vocab, frozen)  # noqa: E731
     trainer.data_collator = CountingCollator(trainer.data_collator, flops_of)

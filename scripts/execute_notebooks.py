@@ -2,10 +2,13 @@
 
     python scripts/execute_notebooks.py                 # all notebooks, in order, one fresh cache
     python scripts/execute_notebooks.py notebooks/03_collator.ipynb
+    python scripts/execute_notebooks.py --mode hub --output-dir /tmp/hub   # with HF_HOME set to a (stand-in) Hub cache
 
 Each notebook runs in a fresh kernel from the notebooks/ folder, with the environment the test
 suite uses (offline mode, a new cache folder), and prints its run time. Volatile metadata (cell
-timings, widget state) is dropped so that notebooks stay clean in git.
+timings, widget state) is dropped so that notebooks stay clean in git. Before running, each
+notebook's Colab badge and set-up cell are rewritten from the repository URL in pyproject.toml,
+the one place it is written (``tests/test_notebooks.py`` checks that they agree).
 """
 
 from __future__ import annotations
@@ -17,10 +20,46 @@ import tempfile
 import time
 from pathlib import Path
 
+import re
+import tomllib
+
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
+SETUP_CELL = """\
+# Set-up. In Colab: the course package, its dependencies at the versions it was tested with,
+# except PyTorch (Colab keeps its own CUDA build). Locally: nothing to do.
+import sys
+
+if "google.colab" in sys.modules:
+    !git clone --quiet --depth 1 {url} /content/course
+    !grep -v "^torch==" /content/course/requirements.txt > /content/constraints.txt
+    %pip install --quiet --constraint /content/constraints.txt /content/course
+
+from asr_helpers.data import resolve_mode
+
+MODE = resolve_mode()  # "hub" when the Hugging Face Hub answers, else "offline" (shipped corpus and model)"""
+
+
+def repository_url() -> str:
+    """The course's repository, written once, in pyproject.toml's ``[project.urls]``."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+
+
+def colab_badge(path: Path) -> str:
+    """The markdown badge that opens ``path`` (a notebook of the repository) in Colab."""
+    github = repository_url().removeprefix("https://github.com/")
+    link = f"https://colab.research.google.com/github/{github}/blob/main/notebooks/{path.name}"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
+
+
+def write_colab_cells(notebook: nbformat.NotebookNode, path: Path) -> None:
+    """Put the badge into the first (markdown) cell and the set-up cell second, from :func:`repository_url`."""
+    notebook.cells[0].source = BADGE.sub(lambda _: colab_badge(path), notebook.cells[0].source)
+    notebook.cells[1].source = SETUP_CELL.format(url=repository_url())
 
 
 def clean(notebook: nbformat.NotebookNode) -> None:
@@ -31,13 +70,14 @@ def clean(notebook: nbformat.NotebookNode) -> None:
         cell.metadata.pop("ExecuteTime", None)
 
 
-def execute(path: Path, timeout: int) -> float:
+def execute(path: Path, timeout: int, output: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
+    write_colab_cells(notebook, path)
     start = time.perf_counter()
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     elapsed = time.perf_counter() - start
     clean(notebook)
-    nbformat.write(notebook, path)
+    nbformat.write(notebook, output)
     return elapsed
 
 
@@ -45,13 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    parser.add_argument("--mode", choices=("offline", "hub"), default="offline",
+                        help="hub: the Hub cache in HF_HOME (offline: no download), e.g. the tests' stand-in")
+    parser.add_argument("--output-dir", type=Path, help="write the executed notebooks here instead of in place")
     args = parser.parse_args(argv)
-    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", ASR_HELPERS_MODE="offline", TOKENIZERS_PARALLELISM="false")
+    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", ASR_HELPERS_MODE=args.mode, TOKENIZERS_PARALLELISM="false")
     os.environ.setdefault("ASR_HELPERS_CACHE", tempfile.mkdtemp(prefix="asr_helpers_cache_"))
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     total = 0.0
     for path in paths:
-        elapsed = execute(path.resolve(), args.timeout)
+        output = (args.output_dir / path.name) if args.output_dir else path.resolve()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        elapsed = execute(path.resolve(), args.timeout, output)
         total += elapsed
         print(f"{path.name:<28} {elapsed:6.1f} s", flush=True)
     print(f"{'total':<28} {total:6.1f} s")

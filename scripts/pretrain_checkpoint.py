@@ -5,8 +5,9 @@ The offline course fine-tunes this checkpoint on the MInDS-14-like corpus, as th
 fine-tunes ``facebook/wav2vec2-base``: a model that already hears speech, meeting a new domain
 of words. This script does the whole job, from nothing but the repository and a seed:
 
-1. synthesise the pre-training corpus with :func:`asr_helpers.synth.generate_pretraining_corpus`
-   (espeak-ng; general-English sentences, many voices, noise, a telephone band; 8 kHz FLAC),
+1. synthesise the pre-training corpus with ``generate_pretraining_corpus`` of this folder's
+   ``pretraining_corpus.py`` (espeak-ng through :mod:`asr_helpers.synth`; general-English
+   sentences, many voices, noise, a telephone band; 8 kHz FLAC),
 2. build the processor over the full alphabet (A-Z and the apostrophe), so any course text fits,
 3. train ``Wav2Vec2ForCTC`` of :func:`asr_helpers.modeling.small_config` with CTC (bf16 on a GPU,
    length-bucketed batches of about ``--batch-seconds`` of audio, AdamW, warm-up + cosine decay),
@@ -48,21 +49,20 @@ import soundfile as sf
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(REPO))
+for folder in (REPO, REPO / "scripts"):  # the package without installing it; pretraining_corpus beside this file
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
 
+import pretraining_corpus as pretrain  # noqa: E402
 from asr_helpers import synth  # noqa: E402
+from asr_helpers.audio import TARGET_SAMPLING_RATE, resample  # noqa: E402
+from asr_helpers.data import CORPUS_DIR  # noqa: E402
 from asr_helpers.metrics import character_error_rate, word_error_rate  # noqa: E402
 from asr_helpers.modeling import COURSE_BASE_SIZE, small_config  # noqa: E402
-from asr_helpers.preprocessing import (  # noqa: E402
-    TARGET_SAMPLING_RATE,
-    build_processor,
-    build_vocab,
-    normalize_text,
-    resample,
-)
+from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
+from asr_helpers.text import normalize_text  # noqa: E402
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"  # every character normalize_text can leave in a transcript
 FRAME = 320  # input samples per output frame of the feature encoder at 16 kHz (20 ms)
@@ -261,7 +261,7 @@ def corpus_stats(rows: list[dict[str, str]]) -> dict[str, object]:
     return {
         "utterances": len(rows),
         "hours": round(sum(float(row["duration_s"]) for row in rows) / 3600, 2),
-        "distinct_sentences": len({synth.sentence_key(row["transcription"]) for row in rows}),
+        "distinct_sentences": len({pretrain.sentence_key(row["transcription"]) for row in rows}),
         "distinct_words": len(words),
         "voices": len({row["voice"] for row in rows}),
         "variants": variants,
@@ -338,7 +338,7 @@ attention mask (the processor in this folder does all that). {report['parameters
 
 ## Data
 
-Made by `asr_helpers.synth.generate_pretraining_corpus(seed={a['seed']})` with espeak-ng
+Made by `generate_pretraining_corpus(seed={a['seed']})` of `scripts/pretraining_corpus.py` with espeak-ng
 ({report['espeak']}); nothing of it ships, the seed regenerates it.{earlier_data}
 
 | split | utterances | hours | distinct sentences | distinct words | voices (accent + variant) |
@@ -346,19 +346,19 @@ Made by `asr_helpers.synth.generate_pretraining_corpus(seed={a['seed']})` with e
 | train | {train['utterances']:,} | {train['hours']} | {train['distinct_sentences']:,} | {train['distinct_words']:,} | {train['voices']} ({len(train['accents'])} accents x {len(train['variants'])} variants) |
 | held-out | {held['utterances']:,} | {held['hours']} | {held['distinct_sentences']:,} | {held['distinct_words']:,} | {held['voices']} ({len(held['accents'])} accents x {len(held['variants'])} variants) |
 
-- **Sentences**: half are general English from the grammar `synth.PRETRAIN_GRAMMAR` (home, food,
+- **Sentences**: half are general English from the grammar `scripts/pretraining_data/grammar.json` (home, food,
   weather, travel, animals, school, times and dates; numbers spelled as words), half are lists of
-  {synth.WORD_LIST_LENGTH[0]}-{synth.WORD_LIST_LENGTH[1]} words from an everyday lexicon of {len(synth.pretraining_words()):,} words (`asr_helpers/pretrain_words.txt`),
+  {pretrain.WORD_LIST_LENGTH[0]}-{pretrain.WORD_LIST_LENGTH[1]} words from an everyday lexicon of {len(pretrain.pretraining_words()):,} words (`scripts/pretraining_data/words.txt`),
   which teach spelling over many words. The lexicon is general English, so some course words are in
   it, as in any English corpus; no sentence is a sentence of the course templates, and no sentence
   is in both splits.
 - **Voices**: every English accent of espeak-ng ({', '.join(train['accents'])}) with the
-  variants of `synth.PRETRAIN_VARIANTS["train"]`. Never heard in training: the course test variants
+  "train" variants of `scripts/pretraining_data/voices.json`. Never heard in training: the course test variants
   ({', '.join(synth.VARIANTS['test'])}), on which the course measures fine-tuning, and the held-out
-  variants {', '.join(synth.PRETRAIN_VARIANTS['heldout'])}. Whispered, robotic and heavy-echo variants are not used.
-- **Channel**: speed {synth.PRETRAIN_SPEED_WPM[0]}-{synth.PRETRAIN_SPEED_WPM[1]} words/min, pitch {synth.PRETRAIN_PITCH[0]}-{synth.PRETRAIN_PITCH[1]}, level {synth.PRETRAIN_AMPLITUDE[0]}-{synth.PRETRAIN_AMPLITUDE[1]}; white noise
-  at {synth.PRETRAIN_SNR_DB[0]:.0f}-{synth.PRETRAIN_SNR_DB[1]:.0f} dB SNR, then a telephone band-pass (low edge {synth.TELEPHONE_LOW_HZ[0]}-{synth.TELEPHONE_LOW_HZ[1]} Hz, high edge
-  {synth.TELEPHONE_HIGH_HZ[0]}-{synth.TELEPHONE_HIGH_HZ[1]} Hz); saved as 8 kHz 16-bit FLAC and resampled to 16 kHz for the model, as the
+  variants {', '.join(pretrain.VARIANTS['heldout'])}. Whispered, robotic and heavy-echo variants are not used.
+- **Channel**: speed {pretrain.SPEED_WPM[0]}-{pretrain.SPEED_WPM[1]} words/min, pitch {pretrain.PITCH[0]}-{pretrain.PITCH[1]}, level {pretrain.AMPLITUDE[0]}-{pretrain.AMPLITUDE[1]}; white noise
+  at {pretrain.SNR_DB[0]:.0f}-{pretrain.SNR_DB[1]:.0f} dB SNR, then a telephone band-pass (low edge {pretrain.TELEPHONE_LOW_HZ[0]}-{pretrain.TELEPHONE_LOW_HZ[1]} Hz, high edge
+  {pretrain.TELEPHONE_HIGH_HZ[0]}-{pretrain.TELEPHONE_HIGH_HZ[1]} Hz); saved as 8 kHz 16-bit FLAC and resampled to 16 kHz for the model, as the
   course corpus is.
 
 ## Training
@@ -473,13 +473,13 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"reusing the corpus in {corpus_dir}")
     else:
         log(f"synthesising {args.n_train} + {args.n_heldout} utterances into {corpus_dir}")
-        metadata = synth.generate_pretraining_corpus(
+        metadata = pretrain.generate_pretraining_corpus(
             corpus_dir, seed=args.seed, n_train=args.n_train, n_heldout=args.n_heldout,
             workers=args.workers, progress=False,
         )
     synth_s = time.perf_counter() - t0
     rows = read_rows(metadata)
-    by_split = {split: [row for row in rows if row["split"] == split] for split in synth.PRETRAIN_SPLITS}
+    by_split = {split: [row for row in rows if row["split"] == split] for split in pretrain.SPLITS}
     data = {split: corpus_stats(split_rows) for split, split_rows in by_split.items()}
     log(f"corpus ready in {synth_s:.0f} s: " + json.dumps({s: {k: v for k, v in d.items() if k not in ('variants', 'accents')} for s, d in data.items()}))
 
@@ -493,8 +493,8 @@ def main(argv: list[str] | None = None) -> dict:
     del train_arrays, held_arrays
     course = None
     if not args.no_course_eval:
-        course_rows = [r for r in read_rows(synth.CORPUS_DIR / "metadata.csv") if r["split"] == "test"]
-        course_arrays, course_labels, course_texts = load_examples(synth.CORPUS_DIR, course_rows, processor, args.workers)
+        course_rows = [r for r in read_rows(CORPUS_DIR / "metadata.csv") if r["split"] == "test"]
+        course_arrays, course_labels, course_texts = load_examples(CORPUS_DIR, course_rows, processor, args.workers)
         course = DeviceCorpus(course_arrays, course_labels, device)
     load_s = time.perf_counter() - t0
     log(f"audio loaded and on {device} in {load_s:.0f} s")

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from asr_helpers.collator import DataCollatorCTCWithPadding, padding_waste
+from asr_helpers.preprocessing import build_processor, build_vocab
 
 
 def _features(processor, lengths, texts):
@@ -11,16 +12,6 @@ def _features(processor, lengths, texts):
         {"input_values": rng.standard_normal(n).astype(np.float32).tolist(), "labels": processor.tokenizer(t)["input_ids"]}
         for n, t in zip(lengths, texts)
     ]
-
-
-def guide_collator(processor, features):
-    """The guide's collator, verbatim in behaviour, as the reference to match."""
-    input_features = [{"input_values": f["input_values"]} for f in features]
-    label_features = [{"input_ids": f["labels"]} for f in features]
-    batch = processor.pad(input_features, padding="longest", return_tensors="pt")
-    labels_batch = processor.pad(labels=label_features, padding="longest", return_tensors="pt")
-    batch["labels"] = labels_batch["input_ids"].masked_fill(labels_batch.attention_mask.ne(1), -100)
-    return batch
 
 
 def test_shapes_masks_and_minus_100(processor):
@@ -36,12 +27,35 @@ def test_shapes_masks_and_minus_100(processor):
         assert row[:n].tolist() == feature["labels"] and torch.all(row[n:] == -100)
 
 
-def test_matches_the_guide(processor):
-    features = _features(processor, [3000, 1234, 5000, 777], ["HI", "CHECK MY BALANCE", "A", "FREEZE MY CARD"])
-    ours, guide = DataCollatorCTCWithPadding(processor)(features), guide_collator(processor, features)
-    assert set(ours) == set(guide)
-    for key in guide:
-        assert torch.equal(ours[key], guide[key]), key
+@pytest.fixture(scope="module")
+def abc_processor(tmp_path_factory):
+    """A processor over three letters, so that label ids can be written out by hand: A=3, B=4, C=5."""
+    return build_processor(build_vocab(["ABC"]), tmp_path_factory.mktemp("abc"))
+
+
+def test_a_hand_made_batch_pads_to_these_tensors(abc_processor):
+    assert abc_processor.tokenizer.get_vocab() == {"<pad>": 0, "<unk>": 1, "|": 2, "A": 3, "B": 4, "C": 5}
+    features = [
+        {"input_values": [0.5, -1.0], "labels": [3, 4, 5]},        # 2 samples, "ABC"
+        {"input_values": [1.0, 2.0, 3.0, 4.0], "labels": [5]},       # 4 samples, "C"
+        {"input_values": [-2.0, 0.25, 7.0], "labels": [3, 3]},       # 3 samples, "AA"
+    ]
+    batch = DataCollatorCTCWithPadding(abc_processor)(features)
+    assert set(batch) == {"input_values", "attention_mask", "labels"}
+    torch.testing.assert_close(batch["input_values"], torch.tensor(
+        [[0.5, -1.0, 0.0, 0.0],
+         [1.0, 2.0, 3.0, 4.0],
+         [-2.0, 0.25, 7.0, 0.0]]))  # padded with the feature extractor's 0.0, not normalised again
+    assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["labels"].dtype == torch.long
+    assert batch["labels"].tolist() == [[3, 4, 5], [5, -100, -100], [3, 3, -100]]  # padding is -100, not <pad> (0)
+
+    rounded = DataCollatorCTCWithPadding(abc_processor, pad_to_multiple_of=3, pad_to_multiple_of_labels=4)(features[:2])
+    torch.testing.assert_close(rounded["input_values"], torch.tensor(
+        [[0.5, -1.0, 0.0, 0.0, 0.0, 0.0],
+         [1.0, 2.0, 3.0, 4.0, 0.0, 0.0]]))
+    assert rounded["attention_mask"].tolist() == [[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0]]
+    assert rounded["labels"].tolist() == [[3, 4, 5, -100], [5, -100, -100, -100]]
 
 
 @pytest.mark.parametrize(("multiple", "expected"), [(None, 1234), (160, 1280), (1234, 1234)])

@@ -4,8 +4,8 @@ import soundfile as sf
 from datasets import Audio, Dataset
 
 import asr_helpers.data as data
-from asr_helpers.data import MINDS14_COLUMNS, load_minds14, load_offline_corpus, load_timit, read_audio, resolve_mode
-from asr_helpers.synth import INTENTS
+from asr_helpers.audio import read_audio
+from asr_helpers.data import INTENTS, MINDS14_COLUMNS, load_minds14, load_offline_corpus, load_timit, resolve_mode
 from conftest import tone
 
 

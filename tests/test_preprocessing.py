@@ -1,46 +1,37 @@
+"""Notebook 02's steps: audio in (``audio``), vocabulary and processor, ``prepare_dataset``,
+``prepare_splits``, and the cache keys of what they make (``cache``).
+
+Text normalisation itself is tested in ``tests/test_text.py``.
+"""
+
+import inspect
+import os
+import shutil
+
 import numpy as np
 import pytest
-from datasets import Audio, Dataset
+from datasets import Audio, Dataset, DatasetDict
 
-from asr_helpers.data import AudioDecodeError
-from asr_helpers.preprocessing import (
-    build_vocab,
-    check_vocab,
-    load_audio,
-    normalize_text,
-    number_to_words,
-    prepare_dataset,
-    resample,
-)
+from asr_helpers import cache, preprocessing, text
+from asr_helpers.audio import AudioDecodeError, load_audio, resample
+from asr_helpers.cache import fingerprint, prepare_splits
+from asr_helpers.checks import BadRowsError, check_vocab
+from asr_helpers.data import CORPUS_DIR
+from asr_helpers.preprocessing import build_vocab, normalize_transcription, prepare_dataset
+from asr_helpers.text import normalize_text
 from conftest import SENTENCES, tone
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
+        # the rest of the normalisation cases are in tests/test_text.py
         ("hi I'm trying to use the app", "HI I'M TRYING TO USE THE APP"),
-        ("  Hello,   world!  ", "HELLO WORLD"),
         ("what's my balance? it's low...", "WHAT'S MY BALANCE IT'S LOW"),
-        ("'quoted' words", "QUOTED WORDS"),
-        ("café résumé", "CAFE RESUME"),
-        ("pay 250 to Tom & Jerry", "PAY TWO HUNDRED FIFTY TO TOM AND JERRY"),
-        ("50% off", "FIFTY PERCENT OFF"),
-        ("well-known e-mail", "WELL KNOWN E MAIL"),
-        ("costs $5", "COSTS $ FIVE"),
-        ("", ""),
     ],
 )
-def test_normalize_text(raw, expected):
-    assert normalize_text(raw) == expected
-
-
-@pytest.mark.parametrize(
-    ("number", "words"),
-    [(0, "ZERO"), (13, "THIRTEEN"), (40, "FORTY"), (99, "NINETY NINE"), (105, "ONE HUNDRED FIVE"),
-     (2026, "TWO THOUSAND TWENTY SIX"), (1_000_001, "ONE MILLION ONE")],
-)
-def test_number_to_words(number, words):
-    assert number_to_words(number) == words
+def test_normalize_transcription_is_the_guides_uppercase_map(raw, expected):
+    assert normalize_transcription({"transcription": raw, "path": "a.wav"}) == {"transcription": expected}
 
 
 def test_vocab_layout_and_round_trip(processor):
@@ -49,10 +40,10 @@ def test_vocab_layout_and_round_trip(processor):
     tokenizer = processor.tokenizer
     assert tokenizer.pad_token_id == 0
     for sentence in SENTENCES:
-        text = normalize_text(sentence)
-        ids = tokenizer(text)["input_ids"]
+        normalized = normalize_text(sentence)
+        ids = tokenizer(normalized)["input_ids"]
         assert tokenizer.unk_token_id not in ids
-        assert tokenizer.decode(ids, group_tokens=False) == text
+        assert tokenizer.decode(ids, group_tokens=False) == normalized
 
 
 def test_check_vocab_reports_unknown_characters(processor):
@@ -102,17 +93,77 @@ def _tiny_dataset(write_audio, durations=(0.5, 1.25)):
 
 
 def test_prepare_dataset_columns_lengths_and_labels(write_audio, processor):
-    prepared = prepare_dataset(_tiny_dataset(write_audio), processor)
+    dataset = _tiny_dataset(write_audio).map(normalize_transcription)
+    prepared = dataset.map(prepare_dataset, fn_kwargs={"processor": processor}, remove_columns=dataset.column_names)
     assert prepared.column_names == ["input_values", "labels", "input_length"]
     assert prepared["input_length"] == [8000, 20000]  # 8 kHz resampled to 16 kHz
     assert [len(v) for v in prepared["input_values"]] == prepared["input_length"]
     first = np.asarray(prepared[0]["input_values"])
     assert abs(first.mean()) < 1e-3 and abs(first.std() - 1) < 1e-2  # zero mean, unit variance
     decoded = processor.tokenizer.decode(prepared[0]["labels"], group_tokens=False)
-    assert decoded == normalize_text(SENTENCES[0])
+    assert decoded == "HI I'D LIKE TO CHECK MY BALANCE"
 
 
-def test_prepare_dataset_refuses_out_of_vocabulary_text(write_audio, processor):
-    dataset = _tiny_dataset(write_audio, durations=(0.5,)).map(lambda row: {"transcription": "pay £ now"})
-    with pytest.raises(ValueError, match="outside the vocabulary: {'£': 1}"):
-        prepare_dataset(dataset, processor)
+def _raw_splits(write_audio, train_texts, test_texts):
+    """A corpus as a loader gives it: raw transcripts, undecoded 8 kHz audio, train and test."""
+    def split(name, texts):
+        paths = [str(write_audio(f"{name}{i}.flac", tone(200 + 50 * i, 1.0, 8000), 8000)) for i in range(len(texts))]
+        return Dataset.from_dict(
+            {"path": paths, "audio": [{"path": p, "bytes": None} for p in paths], "transcription": texts}
+        ).cast_column("audio", Audio(decode=False))
+
+    return DatasetDict(train=split("train", train_texts), test=split("test", test_texts))
+
+
+def test_prepare_splits_normalises_checks_and_prepares(write_audio, processor):
+    raw = _raw_splits(write_audio, ["Hi, I'd like to check my balance!", "pay £ now"], ["Can you freeze my card?"])
+    with pytest.raises(BadRowsError, match=r"train\[1\] .*train1\.flac: characters outside the vocabulary: \{'£': 1\}"):
+        prepare_splits(raw, processor)
+    prepared, report = prepare_splits(raw, processor, on_error="drop")
+    assert [(bad.split, bad.index, bad.problem) for bad in report.bad] == [("train", 1, "characters outside the vocabulary")]
+    assert prepared.num_rows == {"train": 1, "test": 1}
+    assert prepared["train"].column_names == ["input_values", "labels", "input_length"]
+    labels = [processor.tokenizer.decode(prepared[split][0]["labels"], group_tokens=False) for split in ("train", "test")]
+    assert labels == ["HI I'D LIKE TO CHECK MY BALANCE", "CAN YOU FREEZE MY CARD"]  # normalised before tokenising
+    assert prepared["test"]["input_length"] == [16000]
+
+
+# --- cache keys: made of the mode, the settings and the code -------------------------------------
+
+
+def test_fingerprint_is_stable_and_changes_with_the_settings():
+    key = fingerprint("offline", "fail")
+    assert key == fingerprint("offline", "fail") and len(key) == 12
+    assert fingerprint("offline", "drop") != key
+    assert fingerprint("offline") != key
+    assert fingerprint("hub", "fail") != key
+
+
+def test_fingerprint_changes_when_a_modules_source_changes(monkeypatch):
+    key = fingerprint("offline", "fail")
+    assert fingerprint("offline", "fail", modules=cache.PREPARATION_MODULES[:-1]) != key  # less code
+    assert fingerprint("offline", "fail", modules=(*cache.PREPARATION_MODULES, preprocessing)) != key  # more code
+    getsource = inspect.getsource
+
+    def edited(obj):  # as if someone changed normalize_text and saved text.py
+        return getsource(obj) + ("\n# a changed rule\n" if obj is text else "")
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    assert text in cache.PREPARATION_MODULES
+    assert fingerprint("offline", "fail") != key
+    monkeypatch.setattr(inspect, "getsource", getsource)
+    assert fingerprint("offline", "fail") == key
+
+
+def test_fingerprint_of_a_corpus_folder_follows_its_files(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS_DIR / "metadata.csv", corpus / "metadata.csv")
+    (corpus / "train").mkdir()
+    (corpus / "train" / "a.flac").write_bytes(b"recording")
+    key = fingerprint("offline", "fail", corpus_dir=corpus)
+    assert key != fingerprint("offline", "fail")  # another folder, though its metadata is the shipped one
+    assert fingerprint("offline", "fail", corpus_dir=corpus) == key
+    stat = (corpus / "train" / "a.flac").stat()
+    os.utime(corpus / "train" / "a.flac", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # fixed in place
+    assert fingerprint("offline", "fail", corpus_dir=corpus) != key

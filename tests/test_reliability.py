@@ -20,30 +20,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from datasets import Audio, Dataset
+from datasets import Audio, Dataset, DatasetDict
 from safetensors.torch import load_file
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
 from asr_helpers.__main__ import main
-from asr_helpers.data import AudioDecodeError
+from asr_helpers.audio import AudioDecodeError, load_audio
+from asr_helpers.cache import prepare_splits
+from asr_helpers.checks import WAV2VEC2_CONV, BadRowsError, ConvGeometry, ctc_frames_needed, validate_dataset
+from asr_helpers.data import CORPUS_DIR
 from asr_helpers.inference import chunk_spans, greedy_decode, transcribe, transcribe_each
 from asr_helpers.modeling import load_model, small_config
-from asr_helpers.preprocessing import (
-    WAV2VEC2_CONV,
-    BadRowsError,
-    ConvGeometry,
-    ctc_frames_needed,
-    load_audio,
-    prepare_dataset,
-    validate_dataset,
-)
-from asr_helpers.synth import CORPUS_DIR
 from asr_helpers.training import (
     NonFiniteLossError,
     StopOnNonFiniteLoss,
     build_trainer,
-    course_training_args,
     last_checkpoint,
+    recipe_for,
+    training_arguments,
 )
 from conftest import SENTENCES, tone
 
@@ -251,13 +245,13 @@ def test_bad_dataset_row_is_dropped_on_request_and_reported(problem, processor, 
     assert str(report).startswith("1 of 3 rows cannot be used for CTC training; dropped them:")
 
 
-def test_too_short_audio_row_and_prepare_dataset_prints_what_it_dropped(processor, tmp_path, capsys):
-    dataset = _rows_dataset(tmp_path, [GOOD_ROWS[0], ("click.flac", 0.01, "hi"), GOOD_ROWS[1]])
-    prepared = prepare_dataset(dataset, processor, geometry=WAV2VEC2_CONV, on_error="drop")
-    assert prepared["input_length"] == [20000, 24000]
-    assert capsys.readouterr().out.splitlines()[1:] == [
+def test_too_short_audio_row_is_dropped_by_prepare_splits_with_a_report(processor, tmp_path):
+    train = _rows_dataset(tmp_path, [GOOD_ROWS[0], ("click.flac", 0.01, "hi"), GOOD_ROWS[1]])
+    prepared, report = prepare_splits(DatasetDict(train=train, test=train.select([0])), processor, on_error="drop")
+    assert prepared["train"]["input_length"] == [20000, 24000]
+    assert str(report).splitlines()[1:] == [
         "  unusable audio: 1 row, e.g.",
-        f"    dataset[1] {tmp_path / 'click.flac'}: too short (10 ms; the model needs at least 25 ms)",
+        f"    train[1] {tmp_path / 'click.flac'}: too short (10 ms; the model needs at least 25 ms)",
     ]
 
 
@@ -271,8 +265,8 @@ def test_nan_loss_stops_training_naming_step_and_batch_before_the_weights_change
     ])
     model = load_model(processor, "offline", seed=0)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    args = course_training_args(tmp_path, max_steps=3, eval_strategy="no", save_strategy="no",
-                                load_best_model_at_end=False, eval_on_start=False, disable_tqdm=True)
+    args = training_arguments(tmp_path, recipe_for("offline", 3, verbose=False), eval_strategy="no", save_strategy="no",
+                              load_best_model_at_end=False, eval_on_start=False, disable_tqdm=True)
     trainer = build_trainer(model, args, processor, data, data)
     trainer.add_callback(StopOnNonFiniteLoss())
     with pytest.raises(NonFiniteLossError, match=r"^step 1: training loss is inf on a batch of 8 rows \(transcripts .*'FREEZE MY CARD'"):
@@ -312,6 +306,7 @@ def tiny_rows(shipped_rows) -> list[dict]:
     return train + test
 
 
+@pytest.mark.slow
 def test_train_on_a_corpus_with_bad_rows_fails_with_a_report_or_drops_them(tiny_rows, tmp_path, capsys):
     bad = [dict(tiny_rows[0], transcription=""), dict(tiny_rows[1], file="train/missing.flac")]
     corpus = _corpus(tmp_path / "corpus", bad + tiny_rows[2:])
@@ -370,6 +365,7 @@ def _eval_losses(checkpoint: Path) -> dict[int, float]:
     return {entry["step"]: entry["eval_loss"] for entry in history if "eval_loss" in entry}
 
 
+@pytest.mark.slow
 def test_train_resume_after_a_kill_matches_an_uninterrupted_run(tiny_rows, tmp_path, capsys):
     corpus = _corpus(tmp_path / "corpus", tiny_rows)
     straight, killed = tmp_path / "straight", tmp_path / "killed"

@@ -1,23 +1,28 @@
-"""The shipped MInDS-14 stand-in (asr_helpers/corpus) and the generator that makes it."""
+"""The shipped MInDS-14 stand-in (asr_helpers/corpus), its data files and the generator that makes it."""
 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import hashlib
 import re
 import shutil
+import string
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from asr_helpers import synth
-from asr_helpers.synth import CORPUS_DIR, INTENTS, METADATA_COLUMNS, generate_corpus, plan_corpus
+from asr_helpers.data import CORPUS_DIR, INTENTS
+from asr_helpers.synth import METADATA_COLUMNS, generate_corpus, plan_corpus
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)"
 )
 SIZE_LIMIT = 12_000_000  # bytes, as `du -sb` counts them
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 ALLOWED_TEXT = re.compile(r"[a-zA-Z' ,?.]+")
 CAPITALISED_WORDS = {"I", "I'm", "I'd", "I've"}
 
@@ -65,8 +70,8 @@ def test_one_sorted_row_per_audio_file(rows: list[dict[str, str]]) -> None:
 
 def test_split_sizes_and_labels(rows: list[dict[str, str]]) -> None:
     train, test = split_rows(rows, "train"), split_rows(rows, "test")
-    assert len(train) >= 400 and len(test) >= 100
-    assert len(train) + len(test) == len(rows)
+    assert (len(train), len(test)) == (480, 120)  # generate_corpus's defaults, as the README states
+    assert len(train) + len(test) == len(rows)  # no other split
     assert {int(row["intent_class"]) for row in train} == set(range(len(INTENTS)))
     assert {row["lang_id"] for row in rows} == {str(synth.EN_US_LANG_ID)}
     assert all(row["english_transcription"] == row["transcription"] for row in rows)
@@ -134,6 +139,71 @@ def test_a_small_plan_is_the_prefix_of_the_default_one() -> None:
 def test_asking_for_more_sentences_than_exist_is_refused() -> None:
     with pytest.raises(ValueError, match="train: asked for 5000 utterances but the templates give"):
         plan_corpus(14, 5000, 10)
+
+
+# --- the data files: no espeak-ng needed ------------------------------------------------------
+
+
+def test_every_template_slot_has_fillers_and_every_filler_list_is_used() -> None:
+    """A typo in templates.json ("{bil}") would fail deep in expand(); an unused slot is dead data."""
+    used = {
+        name for templates in synth.TEMPLATES.values() for template in templates
+        for _, name, _, _ in string.Formatter().parse(template) if name
+    }
+    assert used == set(synth.SLOTS)
+    assert all(synth.SLOTS[name] and len(set(synth.SLOTS[name])) == len(synth.SLOTS[name]) for name in used)
+    assert set(synth.TEMPLATES) == set(INTENTS)
+
+
+def test_course_voices_split_train_and_test_variants() -> None:
+    assert not set(synth.VARIANTS["train"]) & set(synth.VARIANTS["test"])
+    assert (len(synth.ACCENTS), len(synth.VARIANTS["train"]), len(synth.VARIANTS["test"])) == (8, 21, 7)
+    assert all(accent.startswith("en-") for accent in synth.ACCENTS)
+
+
+def test_loaded_tables_cannot_be_edited_in_place() -> None:
+    """The tables are module constants shared by every caller: one caller's append must not reach the others."""
+    with pytest.raises(AttributeError):
+        synth.SLOTS["city"].append("paris")  # type: ignore[attr-defined]
+    assert isinstance(synth.VARIANTS["test"], tuple) and isinstance(synth.TEMPLATES["freeze"], tuple)
+
+
+def test_data_files_are_shipped_with_the_package() -> None:
+    """synth.py reads synth_data/ at import: a file missing from package-data breaks an installed package."""
+    tomllib = pytest.importorskip("tomllib")
+    patterns = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]["asr_helpers"]
+    files = [path.relative_to(synth.DATA_DIR.parent).as_posix() for path in synth.DATA_DIR.iterdir()]
+    assert sorted(files) == ["synth_data/templates.json", "synth_data/voices.json"]
+    for file in files:
+        assert any(fnmatch.fnmatch(file, pattern) for pattern in patterns), file
+
+
+# --- the shared synthesis path: espeak-ng stood in for ---------------------------------------
+
+
+def test_metadata_rows_have_exactly_the_csv_columns() -> None:
+    """write_corpus's DictWriter refuses a missing or extra key, but only after all the audio is made."""
+    utterance = plan_corpus(14, 1, 0)[0]
+    row = utterance.row(1.23456)
+    assert tuple(sorted(row)) == tuple(sorted(METADATA_COLUMNS))
+    assert row["duration_s"] == "1.235" and row["english_transcription"] == row["transcription"] == utterance.text
+    assert row["lang_id"] == synth.EN_US_LANG_ID == 4
+
+
+def test_course_audio_is_the_clean_speech_of_its_planned_voice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No channel on the course path: one would change every shipped file."""
+    calls = []
+    speech = np.linspace(-0.5, 0.5, 800)
+    monkeypatch.setattr(synth, "speak", lambda *args: calls.append(args) or speech)
+    utterance = plan_corpus(14, 1, 0)[0]
+    assert utterance.audio() is speech
+    assert calls == [(utterance.text, utterance.voice, utterance.speed, utterance.pitch, synth.AMPLITUDE)]
+
+
+def test_samples_are_rounded_and_clipped_to_16_bits() -> None:
+    samples = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, 1.5 / 32768, 2.5 / 32768])
+    assert synth.to_pcm16(samples).tolist() == [0, 16384, -16384, 32767, -32768, 32767, 2, 2]
+    assert synth.to_pcm16(samples).dtype == np.int16
 
 
 # --- regeneration: needs espeak-ng ------------------------------------------------------------

@@ -1,3 +1,4 @@
+import inspect
 import subprocess
 import sys
 
@@ -5,11 +6,16 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from transformers import pipeline
 
-from asr_helpers.inference import greedy_decode, length_batches, load_trained, make_pipeline, transcribe
+from asr_helpers import training
+from asr_helpers.__main__ import main
+from asr_helpers.audio import load_audio, resample
+from asr_helpers.fast.training import guide_arguments
+from asr_helpers.inference import greedy_decode, length_batches, load_trained, transcribe
+from asr_helpers.metrics import character_error_rate, word_error_rate
 from asr_helpers.modeling import count_parameters, load_model, small_config
-from asr_helpers.preprocessing import load_audio, resample
-from asr_helpers.training import build_trainer, course_training_args, guide_training_args
+from asr_helpers.training import RECIPES, build_trainer, course_model_dir, recipe_for, training_arguments
 from conftest import tone
 
 
@@ -29,48 +35,112 @@ def test_small_config_frame_rate():
 
 
 def test_guide_arguments_in_todays_names(tmp_path):
-    args = guide_training_args(tmp_path)
+    args = guide_arguments(tmp_path)
     assert args.train_sampling_strategy == "group_by_length" and args.length_column_name == "input_length"
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 2)
     assert (args.learning_rate, args.warmup_steps, args.max_steps) == (1e-5, 500, 2000)
     assert args.eval_strategy == "steps" and args.metric_for_best_model == "wer" and not args.greater_is_better
-    assert args.fp16 == torch.cuda.is_available()
-    course = course_training_args(tmp_path, max_steps=90)
-    assert (course.eval_steps, course.save_steps, course.warmup_steps) == (30, 30, 9)
+    assert args.activation_checkpointing and args.fp16 == torch.cuda.is_available()
+    assert args.eval_on_start and args.save_total_limit == 2 and args.seed == 42  # every recipe, the guide's too
+    course = training_arguments(tmp_path, recipe_for("offline", 60, verbose=False))
+    assert (course.eval_steps, course.save_steps, course.warmup_steps) == (20, 20, 6)
     assert not course.activation_checkpointing and course.load_best_model_at_end
+    assert training_arguments(tmp_path, RECIPES["course"], seed=7).seed == 7  # overrides win
+
+
+def test_recipe_for_scales_steps_in_proportion(capsys):
+    recipe = recipe_for("offline", 30)
+    assert recipe["name"] == "course" and recipe["max_steps"] == 30
+    assert (recipe["warmup_steps"], recipe["eval_steps"], recipe["save_steps"], recipe["logging_steps"]) == (3, 10, 10, 1)
+    assert recipe["learning_rate"] == RECIPES["course"]["learning_rate"]  # rates do not scale
+    assert capsys.readouterr().out.startswith("recipe: course, 30 steps (")
+    course = recipe_for("offline", verbose=False)
+    assert (course["max_steps"], course["warmup_steps"], course["eval_steps"]) == (510, 51, 170)  # recipes.json's own
+    assert recipe_for("offline", 3, verbose=False)["logging_steps"] == 1  # never 0
+    assert RECIPES["course"]["max_steps"] == 510 and "name" not in RECIPES["course"]  # the data is left alone
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("mode", ["offline", "hub"])
+def test_recipe_scaling_rounds_up_exact_fractions_only(mode):
+    base = RECIPES["course" if mode == "offline" else "hub-cpu"]
+    for steps in range(1, 3 * base["max_steps"]):
+        recipe = recipe_for(mode, steps, cuda=False, verbose=False)
+        for key in ("warmup_steps", "eval_steps", "save_steps", "logging_steps"):
+            exact = -(-base[key] * steps // base["max_steps"])  # the ceiling of a fraction of integers
+            assert recipe[key] == max(1, exact), (steps, key)
+
+
+def test_hub_recipe_without_a_gpu_says_why_in_one_line(capsys):
+    recipe = recipe_for("hub", cuda=False)
+    assert recipe["name"] == "hub-cpu" and recipe["max_steps"] == 100
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"recipe: hub-cpu, 100 steps ({RECIPES['hub-cpu']['why']})"]
+    assert lines[0].startswith("recipe: hub-cpu, 100 steps (no GPU: ")
+    assert recipe_for("hub", cuda=True, verbose=False)["name"] == "guide"
+    assert recipe_for("offline", cuda=True, verbose=False)["name"] == "course"  # offline is the course, GPU or not
+
+
+def test_course_model_folder_changes_with_the_recipe_and_the_code(monkeypatch):
+    folder = course_model_dir("offline", 30)
+    assert folder.name.startswith("model-offline-30-") and folder == course_model_dir("offline", 30)
+    assert course_model_dir("offline", 60) != folder
+    getsource = inspect.getsource
+
+    def edited(obj):  # as if someone changed the training code and saved it
+        return getsource(obj) + ("\n# a changed default\n" if obj is training else "")
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    assert course_model_dir("offline", 30) != folder
+
+
+TOY_TEXTS = ["HI", "PAY A BILL", "FREEZE MY CARD", "CHECK MY BALANCE"]
+
+
+def _toy_audio(n=16):
+    rng = np.random.default_rng(0)
+    return [
+        tone(150 + 40 * (i % 4), 0.6 + 0.1 * (i % 4), 16000)
+        + 0.01 * rng.standard_normal(int((0.6 + 0.1 * (i % 4)) * 16000)).astype(np.float32)
+        for i in range(n)
+    ]
 
 
 def _toy_dataset(processor, n=16):
-    rng = np.random.default_rng(0)
-    texts = ["HI", "PAY A BILL", "FREEZE MY CARD", "CHECK MY BALANCE"]
     rows = []
-    for i in range(n):
-        audio = tone(150 + 40 * (i % 4), 0.6 + 0.1 * (i % 4), 16000) + 0.01 * rng.standard_normal(
-            int((0.6 + 0.1 * (i % 4)) * 16000)).astype(np.float32)
+    for i, audio in enumerate(_toy_audio(n)):
         values = processor(audio=audio, sampling_rate=16000)["input_values"][0]
-        rows.append({"input_values": values, "labels": processor.tokenizer(texts[i % 4])["input_ids"],
+        rows.append({"input_values": values, "labels": processor.tokenizer(TOY_TEXTS[i % 4])["input_ids"],
                      "input_length": len(values)})
     return Dataset.from_list(rows)
 
 
+@pytest.mark.slow
 def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
     data = _toy_dataset(processor)
     model = load_model(processor, "offline", seed=0)
-    args = course_training_args(tmp_path, max_steps=30, logging_steps=1, learning_rate=1e-3,
-                                eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
-                                disable_tqdm=True)
+    args = training_arguments(tmp_path, recipe_for("offline", 30, verbose=False), logging_steps=1, learning_rate=1e-3,
+                              eval_strategy="no", eval_on_start=False, save_strategy="no",
+                              load_best_model_at_end=False, disable_tqdm=True)
     trainer = build_trainer(model, args, processor, data, data)
+    before = trainer.evaluate()
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 30 and all(np.isfinite(losses))
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
-    metrics = trainer.evaluate()
-    assert 0.0 <= metrics["eval_cer"] and 0.0 <= metrics["eval_wer"]
+    after = trainer.evaluate()
+    assert after["eval_loss"] < 0.7 * before["eval_loss"]
+    # the Trainer's WER and CER are those of the model's own transcripts: the 16 rows are one
+    # evaluation batch, padded as greedy_decode pads them
+    texts = greedy_decode(trainer.model.eval(), processor, _toy_audio())
+    references = [TOY_TEXTS[i % 4] for i in range(16)]
+    assert after["eval_wer"] == pytest.approx(word_error_rate(texts, references), abs=1e-9)
+    assert after["eval_cer"] == pytest.approx(character_error_rate(texts, references), abs=1e-9)
 
 
 def test_trainer_gets_numpy_rows_and_the_same_batches(processor, model, tmp_path):
     data = _toy_dataset(processor, n=8)
-    args = course_training_args(tmp_path, max_steps=1, disable_tqdm=True)
+    args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), disable_tqdm=True)
     trainer = build_trainer(model, args, processor, data, data)
     row = trainer.train_dataset[0]
     assert isinstance(row["input_values"], np.ndarray) and row["input_values"].dtype == np.float32
@@ -79,6 +149,14 @@ def test_trainer_gets_numpy_rows_and_the_same_batches(processor, model, tmp_path
     assert isinstance(data[0]["input_values"], list)
     for key in ("input_values", "attention_mask", "labels"):
         assert torch.equal(fast[key], slow[key]), key
+
+
+def test_build_trainer_takes_a_torch_dataset_and_no_eval_set(processor, model, tmp_path):
+    rows = _toy_dataset(processor, n=4).to_list()
+    args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), eval_strategy="no",
+                              eval_on_start=False, save_strategy="no", load_best_model_at_end=False)
+    trainer = build_trainer(model, args, processor, torch.utils.data.Subset(rows, range(4)), None)
+    assert trainer.eval_dataset is None and len(trainer.train_dataset) == 4
 
 
 def test_length_batches_groups_similar_lengths():
@@ -102,8 +180,12 @@ def test_transcribe_any_rate_and_stereo(model, processor, write_audio):
 
 
 def test_pipeline_matches_manual_path(model, processor, write_audio):
+    """The guide's pipeline around an in-memory model: fed a 16 kHz float32 array (a file path would
+    make it call the ffmpeg program), it gives the manual path's text."""
     speech = load_audio(str(write_audio("p.wav", tone(240, 0.8, 22050), 22050)))
-    assert make_pipeline(model, processor)(speech)["text"] == greedy_decode(model, processor, [speech])[0]
+    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
+                   feature_extractor=processor.feature_extractor, device="cpu")
+    assert asr(speech)["text"] == greedy_decode(model, processor, [speech])[0]
 
 
 def test_load_trained_missing_dir(tmp_path):
@@ -111,6 +193,15 @@ def test_load_trained_missing_dir(tmp_path):
         load_trained(tmp_path)
 
 
+def test_cli_transcribe_fast_prints_the_same_texts(model_dir, write_audio, capsys):
+    files = [write_audio("a.wav", tone(200, 0.7, 22050), 22050), write_audio("b.flac", tone(400, 1.1, 8000), 8000)]
+    assert main(["transcribe", "--model", str(model_dir), *map(str, files)]) == 0
+    plain = capsys.readouterr().out
+    assert main(["transcribe", "--fast", "--model", str(model_dir), *map(str, files)]) == 0
+    assert capsys.readouterr().out == plain and len(plain.splitlines()) == 2
+
+
+@pytest.mark.slow
 def test_cli_transcribe_prints_file_tab_text(model_dir, model, processor, write_audio):
     files = [write_audio("a.wav", tone(200, 0.7, 22050), 22050), write_audio("b.flac", tone(400, 1.1, 8000), 8000)]
     result = subprocess.run([sys.executable, "-m", "asr_helpers", "transcribe", "--model", str(model_dir), *map(str, files)],

@@ -1,6 +1,10 @@
-"""The fast training profile: same losses as the guide's recipe, sane settings on every machine.
+"""Opt-in speed work (``asr_helpers.fast``): the fast training profile trains to the guide's
+losses, the replaced convolutions compute the modules' results, int8 stays close, and
+``transcribe`` uses the model's own modules unless asked for ``fast=True``.
 
-The speed itself is measured by ``benchmarks/`` on a GPU, not here: these tests run on CPU.
+The speed itself is measured by ``benchmarks/`` on a GPU, not here. Tests of what the profile
+does on a GPU are marked ``gpu``; the others run on any machine (CPU behaviour is forced where
+it matters, so they test the same thing on a GPU machine).
 """
 
 import numpy as np
@@ -8,34 +12,42 @@ import pytest
 import torch
 from datasets import Dataset
 
-from asr_helpers.inference import greedy_decode, quantize_dynamic_int8, transcribe
-from asr_helpers.modeling import (
+from asr_helpers.fast.convolutions import (
     channel_norm,
     conv1d_as_matmul,
     convolutions_replaced,
     feature_encoder_as_matmuls,
     fft_conv1d,
     fft_length,
-    load_model,
     replace_convolutions,
-    small_config,
 )
-from asr_helpers.training import (
+from asr_helpers.fast.int8 import quantize_dynamic_int8
+from asr_helpers.fast.training import (
     FAST_PAD_MULTIPLE,
     build_fast_trainer,
-    build_trainer,
+    can_compile,
     fast_batch_size,
     fast_collator,
     fast_mechanics,
     fast_training_args,
-    guide_training_args,
+    guide_arguments,
     prepare_fast_model,
     seed_length_grouping,
 )
+from asr_helpers.inference import greedy_decode, transcribe
+from asr_helpers.modeling import load_model, small_config
+from asr_helpers.training import build_trainer
 from conftest import tone
 
-RUN = dict(max_steps=6, learning_rate=1e-3, warmup_steps=1, logging_steps=1, eval_strategy="no",
-           save_strategy="no", load_best_model_at_end=False, disable_tqdm=True, seed=7, data_seed=7)
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """What the profile does on a machine without a GPU, on this machine whatever it has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+RUN = dict(max_steps=6, learning_rate=1e-3, warmup_steps=1, logging_steps=1, eval_strategy="no", eval_on_start=False,
+           save_strategy="no", load_best_model_at_end=False, disable_tqdm=True, seed=7, data_seed=7, use_cpu=True)
 
 
 def _speech_like(processor, n=32):
@@ -67,9 +79,10 @@ def _losses(trainer):
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
-def test_fast_profile_trains_to_the_same_losses_as_the_guide(processor, tmp_path):
+@pytest.mark.slow
+def test_fast_profile_trains_to_the_same_losses_as_the_guide(processor, tmp_path, no_cuda):
     data = _speech_like(processor)
-    guide_args = guide_training_args(tmp_path / "guide", **RUN)
+    guide_args = guide_arguments(tmp_path / "guide", **RUN)
     fast_args = fast_training_args(tmp_path / "fast", **RUN)
     assert (guide_args.per_device_train_batch_size, guide_args.gradient_accumulation_steps) == (8, 2)
     assert (fast_args.per_device_train_batch_size, fast_args.gradient_accumulation_steps) == (16, 1)
@@ -95,7 +108,7 @@ def test_fast_profile_trains_to_the_same_losses_as_the_guide(processor, tmp_path
 
 
 def test_bigger_fast_batches_see_the_same_samples(tmp_path):
-    guide = guide_training_args(tmp_path)
+    guide = guide_arguments(tmp_path)
     args = fast_training_args(tmp_path, batch_size=64)
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (64, 1)
     # 2000 steps of 16 = 500 steps of 64; warm-up, evaluation and checkpoints keep their place in the run
@@ -128,35 +141,65 @@ def test_fast_mechanics_fall_back_by_hardware():
         assert settings["activation_checkpointing"] is False
 
 
-def test_fast_batch_size_follows_gpu_memory():
+def test_fast_batch_size_follows_gpu_memory(no_cuda):
     gib = 2**30
     assert [fast_batch_size(m * gib) for m in (141, 80, 40, 24, 16, 8, 1)] == [64, 64, 32, 16, 8, 4, 4]
-    if not torch.cuda.is_available():
-        assert fast_batch_size() == 16
+    assert fast_batch_size() == 16  # no GPU: the guide's effective batch
 
 
-def test_fast_args_on_this_machine(tmp_path):
+@pytest.mark.gpu
+def test_fast_batch_size_on_this_gpu():
+    memory = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    assert fast_batch_size() == fast_batch_size(memory) in (4, 8, 16, 32, 64)
+
+
+def test_fast_args_without_a_gpu(tmp_path, no_cuda):
     args = fast_training_args(tmp_path)
-    if not torch.cuda.is_available():
-        assert not args.bf16 and not args.fp16 and args.per_device_train_batch_size == 16
-        assert args.dataloader_num_workers == 0
+    assert not args.bf16 and not args.fp16 and not args.tf32
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (16, 1)
+    assert args.dataloader_num_workers == 0 and not args.dataloader_pin_memory
+    assert args.optim == "adamw_torch" and not args.activation_checkpointing
 
 
-def test_prepare_fast_model_on_cpu(processor):
+@pytest.mark.gpu
+def test_fast_args_on_this_gpu(tmp_path):
+    args = fast_training_args(tmp_path)
+    bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    assert (args.bf16, args.fp16) == (bf16, not bf16)
+    assert bool(args.tf32) == (torch.cuda.get_device_capability() >= (8, 0))
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (fast_batch_size(), 1)
+    assert args.optim == "adamw_torch_fused" and args.dataloader_num_workers >= 2 and args.dataloader_pin_memory
+    assert args.auto_find_batch_size and not args.activation_checkpointing
+
+
+def test_prepare_fast_model_without_a_gpu(processor, no_cuda):
     model = load_model(processor, "offline", seed=0)
     model.activation_checkpointing_enable()
     prepare_fast_model(model)
     assert model.config._attn_implementation == "sdpa"
     assert not model.is_activation_checkpointing
     assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
-    if not torch.cuda.is_available():  # compiled regions and replaced convolutions only on a GPU
-        assert all(getattr(layer, "_compiled_call_impl", None) is None for layer in model.wav2vec2.encoder.layers)
-        assert "forward" not in vars(model.wav2vec2.feature_extractor)
-        assert "forward" not in vars(model.wav2vec2.encoder.pos_conv_embed.conv)
+    # compiled regions and replaced convolutions only on a GPU
+    assert all(getattr(layer, "_compiled_call_impl", None) is None for layer in model.wav2vec2.encoder.layers)
+    assert "forward" not in vars(model.wav2vec2.feature_extractor)
+    assert "forward" not in vars(model.wav2vec2.encoder.pos_conv_embed.conv)
 
 
-def test_bucket_padding_changes_no_prediction(processor):
-    model = load_model(processor, "offline", seed=0).eval()
+@pytest.mark.gpu
+def test_prepare_fast_model_on_a_gpu(processor):
+    model = load_model(processor, "offline", seed=0).cuda()
+    try:
+        prepare_fast_model(model)
+        assert not torch.backends.cuda.cudnn_sdp_enabled()  # FlashAttention rather than a cuDNN plan per shape
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+    assert "forward" in vars(model.wav2vec2.feature_extractor)
+    assert "forward" in vars(model.wav2vec2.encoder.pos_conv_embed.conv)
+    compiled = [getattr(layer, "_compiled_call_impl", None) is not None for layer in model.wav2vec2.encoder.layers]
+    assert compiled == [can_compile()] * len(compiled)
+
+
+def test_bucket_padding_changes_no_prediction(model, processor):
     speech = [tone(200, 0.73, 16000), tone(300, 1.21, 16000)]
     features = [{"input_values": processor(audio=a, sampling_rate=16000)["input_values"][0], "labels": [3, 4]}
                 for a in speech]
@@ -170,8 +213,7 @@ def test_bucket_padding_changes_no_prediction(processor):
     assert texts == [greedy_decode(model, processor, [a])[0] for a in speech]
 
 
-def test_int8_copy_leaves_the_model_alone_and_stays_close(processor):
-    model = load_model(processor, "offline", seed=0).eval()
+def test_int8_copy_leaves_the_model_alone_and_stays_close(model, processor):
     quantized = quantize_dynamic_int8(model)
     assert type(model.lm_head) is torch.nn.Linear and type(quantized.lm_head) is not torch.nn.Linear
     speech = [tone(220, 0.9, 16000), tone(330, 1.3, 16000)]
@@ -280,8 +322,46 @@ def test_convolutions_replaced_only_inside_the_block():
     assert vars(encoder)["forward"] is replaced  # what was there before comes back
 
 
-def test_transcribe_gives_the_same_texts_with_either_convolutions(processor):
-    model = load_model(processor, "offline", seed=0).eval()
+def test_transcribe_uses_the_models_own_modules_unless_fast(model, processor, monkeypatch):
+    """By default the model computes as it was saved; ``fast=True`` swaps the convolutions for
+    the call only, and gives the same texts."""
+    encoder, pos_conv = model.wav2vec2.feature_extractor, model.wav2vec2.encoder.pos_conv_embed.conv
+    calls = {"encoder": 0, "conv1d": 0}
+    own_encoder_forward, own_conv1d_forward = type(encoder).forward, torch.nn.Conv1d.forward
+
+    def encoder_forward(self, *args, **kwargs):
+        calls["encoder"] += 1
+        return own_encoder_forward(self, *args, **kwargs)
+
+    def conv1d_forward(self, *args, **kwargs):
+        calls["conv1d"] += 1
+        return own_conv1d_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(encoder), "forward", encoder_forward)
+    monkeypatch.setattr(torch.nn.Conv1d, "forward", conv1d_forward)
+    during = []  # the two modules' instance ``forward`` each time the feature encoder runs
+    hook = encoder.register_forward_pre_hook(lambda module, args: during.append(
+        (vars(encoder).get("forward"), vars(pos_conv).get("forward"))))
     speech = [tone(200 + 50 * i, 0.6 + 0.4 * i, 16000) for i in range(4)]
-    assert transcribe(model, processor, speech, 2) == transcribe(model, processor, speech, 2, fast_convolutions=False)
-    assert "forward" not in vars(model.wav2vec2.feature_extractor)  # the caller's model is left as it was
+    try:
+        plain = transcribe(model, processor, speech, 2)
+        assert len(during) == 2 and during == [(None, None)] * 2  # two batches, the modules untouched
+        # the modules' own code ran: the encoder's forward, its 7 convolutions and the positional one
+        assert calls == {"encoder": 2, "conv1d": 2 * (len(encoder.conv_layers) + 1)}
+
+        during.clear()
+        calls.update(encoder=0, conv1d=0)
+        fast = transcribe(model, processor, speech, 2, fast=True)
+        assert len(during) == 2 and all(forward is not None for pair in during for forward in pair)
+        assert calls == {"encoder": 0, "conv1d": 0}  # FFTs and matrix products instead
+    finally:
+        hook.remove()
+    assert fast == plain
+    assert "forward" not in vars(encoder) and "forward" not in vars(pos_conv)  # the caller's model is left as it was
+
+
+@pytest.mark.gpu
+def test_transcribe_fast_on_a_gpu_gives_the_same_texts(processor):
+    model = load_model(processor, "offline", seed=0).eval().cuda()
+    speech = [tone(200 + 50 * i, 0.6 + 0.4 * i, 16000) for i in range(4)]
+    assert transcribe(model, processor, speech, 2, fast=True) == transcribe(model, processor, speech, 2)

@@ -1,0 +1,224 @@
+"""The pre-training corpus of the course-base checkpoint (used by ``pretrain_checkpoint.py``).
+
+The offline course fine-tunes a small checkpoint (asr_helpers/checkpoints/course-base) that was
+first trained on this corpus, made by the course corpus's synthesis path
+(:mod:`asr_helpers.synth`): general English from a grammar of everyday topics (never a banking
+request, never a sentence of the course corpus), spoken by many more espeak-ng voices at wider
+speeds and pitches, with light noise and a telephone band on top. The course TEST variants are
+never heard in pre-training, so the course's goal is measured on voices both models have never
+heard. A second set of variants, ``VARIANTS["heldout"]``, is kept out of pre-training too: the
+checkpoint's card reports its error rates on them.
+
+The grammar and the voice lists are data, in ``pretraining_data/``; the everyday lexicon of the
+word lists is ``scripts/pretraining_data/words.txt``.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from asr_helpers import synth
+from asr_helpers.text import spell_number, spell_ordinal, spell_year
+
+DATA_DIR = Path(__file__).resolve().parent / "pretraining_data"
+WORDS_FILE = Path(__file__).parent / "pretraining_data" / "words.txt"
+SPLITS: tuple[str, ...] = ("train", "heldout")
+METADATA_COLUMNS: tuple[str, ...] = (
+    "file", "split", "transcription", "voice", "speed", "pitch", "amplitude", "snr_db", "band_hz",
+    "duration_s",
+)
+SPEED_WPM = (120, 260)
+PITCH = (5, 95)
+AMPLITUDE = (30, 90)
+SNR_DB = (15.0, 40.0)  # white noise added before the telephone band-pass
+TELEPHONE_LOW_HZ = (200, 400)  # the band-pass edges vary around the classic 300-3400 Hz line
+TELEPHONE_HIGH_HZ = (3200, 3700)
+TELEPHONE_EDGE_HZ = 100.0  # width of the raised-cosine transition at each edge
+HELDOUT_SHARE = 20  # one sentence in 20 may go to the held-out split, never to train
+WORD_LIST_LENGTH = (3, 8)
+
+GRAMMAR: dict[str, tuple[str, ...]] = synth.read_tables(DATA_DIR / "grammar.json")["rules"]
+_VOICES = synth.read_tables(DATA_DIR / "voices.json")
+VARIANTS: dict[str, tuple[str, ...]] = _VOICES["variants"]  # split -> espeak-ng variants
+EXCLUDED_VARIANTS: tuple[str, ...] = _VOICES["excluded"]  # never spoken, in either corpus's train split
+
+
+@cache
+def pretraining_words() -> tuple[str, ...]:
+    """The everyday lexicon of the word-list utterances (jobs, shops, places, verbs in all forms...).
+
+    It is general English written without regard to the course, so, as in any English corpus, some
+    course words are in it (about 120 of the course's ~300); the course's sentences never are.
+    """
+    return tuple(WORDS_FILE.read_text(encoding="utf-8").split())
+
+
+def spell_clock(rng: random.Random) -> str:
+    """A time of day in words: "seven thirty", "half past six", "a quarter to nine", "noon"."""
+    hour, minute = rng.randint(1, 12), rng.choice((0, 5, 10, 15, 20, 30, 40, 45, 50))
+    style = rng.randrange(4)
+    if style == 0:
+        return f"{spell_number(hour)} o'clock" if minute == 0 else f"{spell_number(hour)} {spell_number(minute)}"
+    if style == 1 and minute in (15, 30, 45):
+        return {15: "a quarter past", 30: "half past", 45: "a quarter to"}[minute] + " " + spell_number(
+            hour if minute < 45 else hour % 12 + 1
+        )
+    if style == 2:
+        return rng.choice(("noon", "midnight", "dawn"))
+    return f"{spell_number(hour)} {rng.choice(('in the morning', 'in the evening', 'at night'))}"
+
+
+# Rules made by code, not by GRAMMAR: numbers, times and dates are drawn and spelled in words.
+GENERATED: dict[str, Callable[[random.Random], str]] = {
+    "word_list": lambda rng: " ".join(rng.sample(pretraining_words(), rng.randint(*WORD_LIST_LENGTH))),
+    "count": lambda rng: spell_number(rng.randint(2, 12)),
+    "small_number": lambda rng: spell_number(rng.randint(0, 40)),
+    "number": lambda rng: spell_number(
+        rng.choice((rng.randint(13, 99), rng.randint(100, 999), rng.randint(1000, 9999)))
+    ),
+    "age": lambda rng: spell_number(rng.randint(2, 99)),
+    "year": lambda rng: spell_year(rng.randint(1850, 2029)),
+    "clock": spell_clock,
+    "ordinal": lambda rng: spell_ordinal(rng.randint(1, 31)),
+}
+
+
+def expand_grammar(rng: random.Random, rule: str = "utterance") -> str:
+    """One random sentence of ``rule``: each "{name}" is expanded in turn, left to right."""
+    if rule in GENERATED:
+        return GENERATED[rule](rng)
+    template = rng.choice(GRAMMAR[rule])
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(literal)
+        if name:
+            parts.append(expand_grammar(rng, name))
+    return "".join(parts)
+
+
+def sentence_key(text: str) -> str:
+    """What a sentence is once punctuation and case are gone: how sentences are compared."""
+    return " ".join("".join(ch if ch.isalpha() or ch == "'" else " " for ch in text.lower()).split())
+
+
+def course_sentence_keys() -> set[str]:
+    """Keys of every sentence the course templates can produce (the shipped corpus included)."""
+    return {sentence_key(s) for sentences in synth.sentences_by_intent().values() for s in sentences}
+
+
+def split_of(text: str) -> str:
+    """Which pre-training split may speak ``text``: fixed by the sentence alone, so none is in both."""
+    bucket = random.Random(f"pretrain-heldout-{sentence_key(text)}").randrange(HELDOUT_SHARE)
+    return "heldout" if bucket == 0 else "train"
+
+
+def pretraining_sentences(seed: int, split: str, n: int) -> list[str]:
+    """``n`` distinct grammar sentences of one split, none of them a course sentence.
+
+    Drawn in order from one generator seeded by (seed, split): a smaller list is the prefix of a
+    bigger one. Sentences belonging to the other split (:func:`split_of`) or to the course are skipped.
+    """
+    rng = random.Random(f"{seed}-pretrain-sentences-{split}")
+    course = course_sentence_keys()
+    seen: set[str] = set()
+    sentences: list[str] = []
+    attempts = 0
+    while len(sentences) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise ValueError(f"{split}: the grammar gave only {len(sentences)} distinct sentences of {n}")
+        text = expand_grammar(rng)
+        key = sentence_key(text)
+        if key in seen or key in course or split_of(text) != split:
+            continue
+        seen.add(key)
+        sentences.append(text)
+    return sentences
+
+
+def telephone_band(samples: np.ndarray, low_hz: float, high_hz: float, rate: int = synth.SAMPLE_RATE) -> np.ndarray:
+    """Band-pass ``samples`` to [low_hz, high_hz] with raised-cosine edges, in the frequency domain."""
+    size = 1 << max(len(samples) - 1, 1).bit_length()  # a power of two: prime lengths are slow
+    spectrum = np.fft.rfft(samples, size)
+    freqs = np.fft.rfftfreq(size, 1 / rate)
+    rise = np.clip((freqs - (low_hz - TELEPHONE_EDGE_HZ / 2)) / TELEPHONE_EDGE_HZ, 0, 1)
+    fall = np.clip(((high_hz + TELEPHONE_EDGE_HZ / 2) - freqs) / TELEPHONE_EDGE_HZ, 0, 1)
+    gain = (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
+    return np.fft.irfft(spectrum * gain, size)[: len(samples)]
+
+
+def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise at ``snr_db`` below the power of the speech (samples within 40 dB of the peak)."""
+    peak = np.max(np.abs(samples)) if len(samples) else 0.0
+    active = samples[np.abs(samples) > peak * 0.01] if peak > 0 else samples
+    power = float(np.mean(active**2)) if len(active) else 0.0
+    noise = rng.standard_normal(len(samples)) * np.sqrt(power / 10 ** (snr_db / 10))
+    return samples + noise
+
+
+@dataclass(frozen=True)
+class PretrainUtterance(synth.Utterance):
+    """A pre-training recording: the course's speech, then noise and a telephone band."""
+
+    snr_db: float
+    band_hz: tuple[int, int]
+    noise_seed: int
+
+    def audio(self) -> np.ndarray:
+        """The clean speech with its own noise (seeded per row), then band-passed like a phone line."""
+        noisy = add_noise(super().audio(), self.snr_db, np.random.default_rng(self.noise_seed))
+        return telephone_band(noisy, *self.band_hz)
+
+    def row(self, duration_s: float) -> dict[str, object]:
+        """The shared columns plus the channel, so a row says exactly how its audio was made."""
+        return {
+            **super().row(duration_s), "amplitude": self.amplitude, "snr_db": f"{self.snr_db:.1f}",
+            "band_hz": f"{self.band_hz[0]}-{self.band_hz[1]}",
+        }
+
+
+def plan_pretraining(seed: int = 0, n_train: int = 12_000, n_heldout: int = 400) -> list[PretrainUtterance]:
+    """The pre-training corpus as a list of utterances, before any audio exists.
+
+    Each row's voice, speed, pitch, level, noise and band come from a generator seeded with
+    (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are.
+    """
+    plan = []
+    for split, n in zip(SPLITS, (n_train, n_heldout)):
+        for index, text in enumerate(pretraining_sentences(seed, split, n)):
+            rng = random.Random(f"{seed}-pretrain-{split}-{index}")
+            voice, speed, pitch = synth.draw_voice(rng, VARIANTS[split], SPEED_WPM, PITCH)
+            plan.append(
+                PretrainUtterance(
+                    file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
+                    speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE),
+                    snr_db=round(rng.uniform(*SNR_DB), 1),
+                    band_hz=(rng.randint(*TELEPHONE_LOW_HZ), rng.randint(*TELEPHONE_HIGH_HZ)),
+                    noise_seed=rng.getrandbits(32),
+                )
+            )
+    return plan
+
+
+def generate_pretraining_corpus(
+    out_dir: Path, seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Synthesise the pre-training corpus into ``out_dir`` and return its ``metadata.csv``.
+
+    Same layout as the course corpus (``train/``, ``heldout/``, ``metadata.csv``), written by
+    :func:`asr_helpers.synth.write_corpus`; FLAC at libsndfile's default compression. A missing
+    espeak-ng is reported before the sentences are drawn (seconds for a full-size corpus).
+    """
+    synth.require_espeak()
+    return synth.write_corpus(
+        out_dir, plan_pretraining(seed, n_train, n_heldout), SPLITS, METADATA_COLUMNS,
+        workers=workers, progress=progress, desc="synth-pretrain",
+    )

@@ -1,0 +1,204 @@
+"""The stand-in hub cache: the real transformers/datasets hub code, run offline against it, sees
+wav2vec2-base's processor and shape and MInDS-14 en-US's rows.
+
+The checks run in a subprocess because ``HF_HOME`` and ``HF_HUB_OFFLINE`` are read when the
+libraries are imported, and this session has imported them already (offline, with its own cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from asr_helpers.data import CORPUS_DIR, INTENTS, MINDS14_COLUMNS, MINDS14_LANGS
+from standin_hub import make_standin_hub
+
+ROWS = 100
+EXPECTED_VOCAB = {token: i for i, token in enumerate(["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"])}
+
+# Run under HF_HOME=<stand-in>: the guide's calls, then one JSON line of what they returned.
+CHECK = r'''
+import json, sys, tempfile
+import torch
+from huggingface_hub import hf_hub_download
+from safetensors.torch import load_file
+from transformers import AutoModelForCTC, AutoProcessor, pipeline
+from asr_helpers.audio import read_audio, resample
+from asr_helpers.data import load_minds14
+
+
+def attributes(obj, *names):
+    return {name: getattr(obj, name) for name in names}
+
+
+processor = AutoProcessor.from_pretrained("facebook/wav2vec2-base")
+tokenizer, extractor = processor.tokenizer, processor.feature_extractor
+model, loading = AutoModelForCTC.from_pretrained(
+    "facebook/wav2vec2-base", ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, output_loading_info=True
+)
+config = attributes(  # now: save_pretrained below writes its own class into architectures
+    model.config, "architectures", "feat_extract_norm", "do_stable_layer_norm", "conv_stride", "conv_kernel",
+    "vocab_size", "ctc_loss_reduction", "pad_token_id",
+)
+saved = load_file(hf_hub_download("facebook/wav2vec2-base", "model.safetensors"))
+state = model.state_dict()
+base_keys = [key for key in saved if key.startswith("wav2vec2.")]
+
+minds = load_minds14("hub")
+rows = []
+for split, dataset in minds.items():
+    for row in dataset:
+        audio, rate = read_audio(row["audio"])
+        rows.append({
+            "split": split, "path": row["path"], "audio_path": row["audio"]["path"], "rate": rate,
+            "seconds": round(len(audio) / rate, 3), "transcription": row["transcription"],
+            "english_transcription": row["english_transcription"],
+            "intent": dataset.features["intent_class"].int2str(row["intent_class"]), "lang_id": row["lang_id"],
+        })
+
+speech = resample(*read_audio(minds["test"][0]["audio"]))
+model.train()
+inputs = processor(speech, sampling_rate=16000, return_tensors="pt")
+loss = model(**inputs, labels=tokenizer(minds["test"][0]["transcription"].upper(), return_tensors="pt").input_ids).loss
+loss.backward()
+with tempfile.TemporaryDirectory() as fine_tuned:
+    model.save_pretrained(fine_tuned)
+    processor.save_pretrained(fine_tuned)
+    asr = pipeline("automatic-speech-recognition", model=fine_tuned)
+    transcript = asr({"raw": speech, "sampling_rate": 16000})["text"]
+
+print(json.dumps({
+    "processor": type(processor).__name__,
+    "extractor": attributes(
+        extractor, "return_attention_mask", "do_normalize", "feature_size", "sampling_rate", "padding_value"
+    ),
+    "vocab": tokenizer.get_vocab(),
+    "tokens": attributes(
+        tokenizer, "pad_token", "unk_token", "bos_token", "eos_token", "word_delimiter_token", "do_lower_case"
+    ),
+    "config": config,
+    "frames_per_second": int(model._get_feat_extract_output_lengths(torch.tensor(16000))),
+    "parameters": sum(p.numel() for p in model.parameters()),
+    "missing_keys": sorted(loading["missing_keys"]),
+    "lm_head_out": model.lm_head.out_features,
+    "base_keys": len(base_keys),
+    "base_keys_loaded": sum(torch.equal(state[key], saved[key]) for key in base_keys if key in state),
+    "features": {name: minds["train"].features[name].names for name in ("intent_class", "lang_id")},
+    "columns": {split: dataset.column_names for split, dataset in minds.items()},
+    "rows": rows,
+    "loss": loss.item(),
+    "grad": all(p.grad is not None and bool(p.grad.isfinite().all()) for p in model.lm_head.parameters()),
+    "pipeline_model": type(asr.model).__name__,
+    "transcript": transcript,
+    "torchcodec_imported": "torchcodec" in sys.modules,
+}))
+'''
+
+
+@pytest.fixture(scope="module")
+def standin_hub(tmp_path_factory) -> Path:
+    """A stand-in ``HF_HOME``, built once."""
+    return make_standin_hub(tmp_path_factory.mktemp("hf_home"), rows=ROWS)
+
+
+@pytest.fixture(scope="module")
+def seen(standin_hub, tmp_path_factory) -> dict:
+    """What the real library calls return, run offline against the stand-in in a fresh interpreter."""
+    overrides = ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")  # would send a library past HF_HOME
+    env = {key: value for key, value in os.environ.items() if key not in overrides}
+    env.update(
+        HF_HOME=str(standin_hub), HF_HUB_OFFLINE="1", ASR_HELPERS_MODE="hub",
+        ASR_HELPERS_CACHE=str(tmp_path_factory.mktemp("asr_cache")), TOKENIZERS_PARALLELISM="false",
+    )
+    done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_processor_is_wav2vec2_bases(seen):
+    assert seen["processor"] == "Wav2Vec2Processor"
+    assert seen["extractor"] == {
+        "return_attention_mask": False, "do_normalize": True, "feature_size": 1, "sampling_rate": 16000, "padding_value": 0.0,
+    }
+    assert seen["vocab"] == EXPECTED_VOCAB
+    assert seen["tokens"] == {
+        "pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
+        "word_delimiter_token": "|", "do_lower_case": False,
+    }
+
+
+def test_ctc_model_has_bases_shape_and_a_new_head(seen):
+    assert seen["config"] == {
+        "architectures": ["Wav2Vec2ForPreTraining"], "feat_extract_norm": "group", "do_stable_layer_norm": False,
+        "conv_stride": [5, 2, 2, 2, 2, 2, 2], "conv_kernel": [10, 3, 3, 3, 3, 2, 2], "vocab_size": 32,
+        "ctc_loss_reduction": "mean", "pad_token_id": 0,
+    }
+    assert seen["frames_per_second"] == 49  # 320-sample hop, 400-sample receptive field, as the base
+    assert seen["parameters"] < 300_000
+    # the checkpoint has no CTC head: only it is initialised afresh, every encoder weight is loaded
+    assert seen["missing_keys"] == ["lm_head.bias", "lm_head.weight"]
+    assert seen["lm_head_out"] == 32
+    assert seen["base_keys"] > 0 and seen["base_keys_loaded"] == seen["base_keys"]
+
+
+def test_model_trains_and_a_saved_copy_serves_the_pipeline(seen):
+    assert seen["loss"] > 0 and seen["loss"] < float("inf")
+    assert seen["grad"]
+    assert seen["pipeline_model"] == "Wav2Vec2ForCTC"
+    assert isinstance(seen["transcript"], str)
+    assert not seen["torchcodec_imported"]
+
+
+def test_minds14_splits_columns_and_labels(seen):
+    assert Counter(row["split"] for row in seen["rows"]) == {"train": 80, "test": 20}
+    assert seen["columns"] == {"train": list(MINDS14_COLUMNS), "test": list(MINDS14_COLUMNS)}
+    assert seen["features"] == {"intent_class": list(INTENTS), "lang_id": list(MINDS14_LANGS)}
+    assert {row["lang_id"] for row in seen["rows"]} == {MINDS14_LANGS.index("en-US")} == {4}
+
+
+def test_minds14_paths_are_the_original_machines(seen):
+    """Paths name files on the machine that ran MInDS-14's script: only the bytes can be read."""
+    pattern = re.compile(r"/root/\.cache/huggingface/datasets/downloads/extracted/[0-9a-f]{64}/en-US~([A-Z_]+)/([0-9a-f]{24}\.wav)")
+    for row in seen["rows"]:
+        match = pattern.fullmatch(row["path"])
+        assert match, row["path"]
+        assert match[1] == row["intent"].upper()
+        assert row["audio_path"] == match[2]
+        assert not Path(row["path"]).exists() and not Path(row["audio_path"]).exists()
+    assert len({row["path"] for row in seen["rows"]}) == ROWS
+
+
+def test_minds14_audio_is_the_corpus_at_8khz(seen):
+    """Every row is one of the corpus's first recordings: its transcripts, intent and full length."""
+    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
+        corpus = list(csv.DictReader(handle))[:ROWS]
+    expected = Counter(
+        (r["transcription"], r["english_transcription"], INTENTS[int(r["intent_class"])], float(r["duration_s"])) for r in corpus
+    )
+    got = Counter((r["transcription"], r["english_transcription"], r["intent"], r["seconds"]) for r in seen["rows"])
+    assert got == expected
+    assert {row["rate"] for row in seen["rows"]} == {8000}
+
+
+def test_build_is_seeded_and_rebuilds_in_place(tmp_path):
+    def files(home: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+    first = make_standin_hub(tmp_path / "first", rows=ROWS)
+    again = make_standin_hub(tmp_path / "again", rows=ROWS)
+    for stale in (next(again.rglob("minds14-train.arrow")).with_name("cache-0123.arrow"), next(again.rglob("refs")) / "pr"):
+        stale.write_bytes(b"left by an earlier run")
+    make_standin_hub(again, rows=ROWS)
+    assert files(again) == files(first)
+
+    other = make_standin_hub(tmp_path / "other", rows=ROWS, seed=1)
+    weights = {home: next(home.rglob("model.safetensors")).read_bytes() for home in (first, other)}
+    assert weights[first] != weights[other]
