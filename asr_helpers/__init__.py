@@ -1,8 +1,10 @@
 """Helpers for the notebook course "Fine-tune Wav2Vec2 with CTC for speech recognition".
 
-One module per notebook topic: ``data`` (01), ``preprocessing`` (02), ``collator`` (03),
-``metrics`` (04), ``modeling`` and ``training`` (05), ``inference`` (06); ``synth`` makes the
-offline corpus and ``plots`` draws the pictures.
+Modules in the order of the notebooks that teach them: ``data`` and ``audio`` (01), ``text``,
+``preprocessing`` and ``checks`` (02), ``collator`` (03), ``metrics`` (04), ``modeling`` and
+``training`` (05), ``inference`` (06), ``ngram`` and ``decoding`` (07); ``cache`` rebuilds what
+earlier notebooks made, ``plots`` draws the pictures. Apart and opt-in: ``fast`` (speed work) and
+``synth`` (the offline corpus generator).
 """
 
 import warnings

@@ -1,10 +1,18 @@
-"""Command line: ``python -m asr_helpers train | transcribe | synth``."""
+"""Command line: ``python -m asr_helpers train | transcribe | evaluate | lm | synth``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    from asr_helpers.decoding import BeamSearchDecoder, Word
 
 DEFAULT_MODEL_DIR = Path("outputs") / "wav2vec2-ctc"
 
@@ -22,11 +30,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rows the model cannot use (bad audio or transcript): stop with a report, or drop and report them")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
 
-    transcribe = commands.add_parser("transcribe", help="print FILE<TAB>TRANSCRIPT for each audio file")
-    transcribe.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
-    transcribe.add_argument("--batch-size", type=int, default=8)
-    transcribe.add_argument("--fast", action="store_true", help="compute the convolutions as FFTs and matrix products (same text, faster on CPU)")
+    decoding = argparse.ArgumentParser(add_help=False)
+    decoding.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR)
+    decoding.add_argument("--lm", type=Path, help="beam search with this ARPA n-gram model (from `lm`); its words are the lexicon (default: greedy)")
+    decoding.add_argument("--lm-weight", type=float, help="with --lm: weight of the LM against the model (default: BeamSettings's)")
+    decoding.add_argument("--beam-size", type=int, help="with --lm: hypotheses kept per frame (default: BeamSettings's)")
+    decoding.add_argument("--batch-size", type=int, default=8)
+    decoding.add_argument("--fast", action="store_true", help="compute the convolutions as FFTs and matrix products (same text, faster on CPU)")
+
+    transcribe = commands.add_parser("transcribe", parents=[decoding], help="print FILE<TAB>TRANSCRIPT for each audio file")
+    transcribe.add_argument("--timestamps", action="store_true", help="word start and end times in seconds (tsv: one FILE<TAB>START<TAB>END<TAB>WORD line per word)")
+    transcribe.add_argument("--format", choices=("tsv", "json"), default="tsv", help='json: one {"file", "text"[, "words"]} object per line')
     transcribe.add_argument("files", nargs="+", type=Path)
+
+    evaluate = commands.add_parser("evaluate", parents=[decoding], help="print wer=... cer=... on a corpus's test split")
+    evaluate.add_argument("--corpus", type=Path, help="a corpus folder in the layout `synth` writes (default: the shipped one)")
+
+    lm = commands.add_parser("lm", help="estimate an n-gram language model from training transcripts, as an ARPA file")
+    lm.add_argument("--out", type=Path, required=True)
+    lm.add_argument("--order", type=int, default=3)
+    source = lm.add_mutually_exclusive_group()
+    source.add_argument("--corpus", type=Path, help="the training split of this corpus folder (default: the shipped one)")
+    source.add_argument("--text", type=Path, help="a text file, one sentence per line")
 
     synth = commands.add_parser("synth", help="regenerate the offline corpus with espeak-ng")
     synth.add_argument("--out", type=Path, required=True)
@@ -49,30 +74,130 @@ def main(argv: list[str] | None = None) -> int:
                                 on_bad_rows=args.on_bad_rows, corpus_dir=args.corpus)
         except (BadRowsError, NonFiniteLossError, FileNotFoundError) as error:
             return _fail(error)
-        print(f"saved model and processor to {args.output_dir}")
-        print(f"wer={metrics['eval_wer']:.4f} cer={metrics['eval_cer']:.4f}")
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report: the main process's
+            print(f"saved model and processor to {args.output_dir}")
+            print(f"wer={metrics['eval_wer']:.4f} cer={metrics['eval_cer']:.4f}")
     elif args.command == "transcribe":
-        from transformers.utils.logging import disable_progress_bar
-
-        from asr_helpers.audio import AudioDecodeError
-        from asr_helpers.inference import load_trained, transcribe_each
-
-        disable_progress_bar()  # stderr is for one line per file that failed
-        try:
-            model, processor = load_trained(args.model)
-        except FileNotFoundError as error:
-            return _fail(error)
-        results = transcribe_each(model, processor, args.files, args.batch_size, fast=args.fast)
-        for path, result in zip(args.files, results):
-            if isinstance(result, AudioDecodeError):
-                _fail(result)
-            else:
-                print(f"{path}\t{result}")
-        return 2 if any(isinstance(result, AudioDecodeError) for result in results) else 0
+        return _transcribe(args)
+    elif args.command == "evaluate":
+        return _evaluate(args)
+    elif args.command == "lm":
+        return _lm(args)
     else:
         from asr_helpers.synth import generate_corpus
 
         print(generate_corpus(args.out, seed=args.seed))
+    return 0
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    """Greedy text through ``transcribe_each`` as before; with ``--lm`` or ``--timestamps``, timed
+    words from the frames (:mod:`asr_helpers.decoding`). Each bad file gets its ``error:`` line."""
+    from asr_helpers.audio import AudioDecodeError
+    from asr_helpers.inference import transcribe_each
+
+    try:
+        model, processor, decoder = _load_decoding(args)
+    except (FileNotFoundError, ValueError) as error:
+        return _fail(error)
+    if decoder is None and not args.timestamps:
+        results = transcribe_each(model, processor, args.files, args.batch_size, fast=args.fast)
+    else:
+        from asr_helpers.decoding import load_each, transcribe_words
+
+        results = load_each(model, processor, args.files)
+        good = [index for index, result in enumerate(results) if not isinstance(result, AudioDecodeError)]
+        for index, words in zip(good, transcribe_words(model, processor, [results[i] for i in good], decoder,
+                                                       args.batch_size, fast=args.fast)):
+            results[index] = words
+    for path, result in zip(args.files, results):
+        if isinstance(result, AudioDecodeError):
+            _fail(result)
+        else:
+            _print_transcript(path, result, args.format, args.timestamps)
+    return 2 if any(isinstance(result, AudioDecodeError) for result in results) else 0
+
+
+def _print_transcript(path: Path, result: str | list[Word], form: str, timestamps: bool) -> None:
+    """One file's output: ``FILE<TAB>TEXT`` or, timed, a ``FILE<TAB>START<TAB>END<TAB>WORD`` line per
+    word; or one JSON object per line. ``result`` is a text, or the words of :mod:`asr_helpers.decoding`."""
+    text = result if isinstance(result, str) else " ".join(word.word for word in result)
+    if form == "json":
+        record = {"file": str(path), "text": text}
+        if timestamps:
+            record["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in result]
+        print(json.dumps(record, ensure_ascii=False))
+    elif timestamps:
+        for word in result:
+            print(f"{path}\t{word.start:.2f}\t{word.end:.2f}\t{word.word}")
+    else:
+        print(f"{path}\t{text}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """WER and CER of greedy or LM decoding on the test split of the shipped corpus or ``--corpus``."""
+    from asr_helpers.audio import AudioDecodeError
+    from asr_helpers.data import CORPUS_DIR, load_offline_corpus
+    from asr_helpers.decoding import load_each, transcribe_words
+    from asr_helpers.metrics import character_error_rate, word_error_rate
+    from asr_helpers.text import normalize_text
+
+    try:
+        test = load_offline_corpus(args.corpus or CORPUS_DIR)["test"]
+        model, processor, decoder = _load_decoding(args)
+    except (FileNotFoundError, ValueError) as error:
+        return _fail(error)
+    arrays = load_each(model, processor, test["path"])
+    bad = [_fail(error) for error in arrays if isinstance(error, AudioDecodeError)]
+    if bad:
+        return 2  # a score over part of the test split would not be comparable
+    words = transcribe_words(model, processor, arrays, decoder, args.batch_size, fast=args.fast, progress=True)
+    hypotheses = [" ".join(word.word for word in sentence) for sentence in words]
+    references = [normalize_text(text) for text in test["transcription"]]
+    print(f"wer={word_error_rate(hypotheses, references):.4f} cer={character_error_rate(hypotheses, references):.4f}")
+    return 0
+
+
+def _load_decoding(args: argparse.Namespace) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor, BeamSearchDecoder | None]:
+    """The model, its processor and, with ``--lm``, the beam search decoder (else ``None``: greedy)."""
+    from dataclasses import replace
+
+    from transformers.utils.logging import disable_progress_bar
+
+    from asr_helpers.decoding import BeamSearchDecoder, BeamSettings
+    from asr_helpers.inference import load_trained
+
+    disable_progress_bar()  # stderr is for one line per file that failed, and evaluate's own bar
+    if args.lm is not None and not args.lm.is_file():
+        raise FileNotFoundError(f"{args.lm}: no language model here (make one with `python -m asr_helpers lm --out {args.lm}`)")
+    if args.lm is None and (args.lm_weight is not None or args.beam_size is not None):
+        raise ValueError("--lm-weight and --beam-size tune the beam search: they need --lm")
+    model, processor = load_trained(args.model)
+    if args.lm is None:
+        return model, processor, None
+    chosen = {"lm_weight": args.lm_weight, "beam_size": args.beam_size}
+    settings = replace(BeamSettings(), **{key: value for key, value in chosen.items() if value is not None})
+    return model, processor, BeamSearchDecoder.for_model(model, processor, args.lm, settings)
+
+
+def _lm(args: argparse.Namespace) -> int:
+    """Write the n-gram model of the training transcripts (or of ``--text``) and say what it holds."""
+    from asr_helpers.data import CORPUS_DIR, load_offline_corpus
+    from asr_helpers.ngram import kneser_ney, read_arpa_counts, sentences_from_text, write_arpa
+
+    try:
+        if args.text is not None and not args.text.is_file():
+            raise FileNotFoundError(f"{args.text}: no such text file")
+        if args.text is not None:
+            lines = args.text.read_text(encoding="utf-8").splitlines()
+        else:
+            lines = load_offline_corpus(args.corpus or CORPUS_DIR)["train"]["transcription"]
+        sentences = sentences_from_text(lines)
+        path = write_arpa(kneser_ney(sentences, args.order), args.out)
+    except (FileNotFoundError, UnicodeDecodeError, ValueError) as error:
+        return _fail(error)
+    counts = ", ".join(f"{count} {n}-grams" for n, count in read_arpa_counts(path).items())
+    print(f"wrote {path}: {counts} from {len(sentences)} sentences")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,8 +25,8 @@ from asr_helpers.checks import WAV2VEC2_CONV, OnError, validate_dataset
 from asr_helpers.data import CORPUS_DIR, load_minds14, resolve_mode
 from asr_helpers.preprocessing import normalize_transcription, prepare_dataset, pretrained_checkpoint
 
-PREPARATION_MODULES: tuple[ModuleType, ...] = (audio, checks, data, preprocessing, text)
-"""The code that turns a corpus into prepared rows: part of every key built on them."""
+PREPARATION_MODULES: tuple[ModuleType, ...] = (audio, checks, data, preprocessing, text, sys.modules[__name__])
+"""The code that turns a corpus into prepared rows (this module's ``prepare_splits`` too): part of every key built on them."""
 
 
 def cache_dir(*parts: str) -> Path:
@@ -83,9 +84,9 @@ def prepared_course_data(
         processor.save_pretrained(folder / "processor")
         with _quiet_datasets():  # a few seconds; the same output whether cached or not
             prepared, report = prepare_splits(load_minds14(mode, corpus_dir=corpus), processor, on_error=on_error)
-        if report.bad:
-            (folder / "dropped.txt").write_text(f"{report}\n")
-        prepared.save_to_disk(str(folder / "dataset"))  # last: its presence marks a complete entry
+            if report.bad:
+                (folder / "dropped.txt").write_text(f"{report}\n")
+            prepared.save_to_disk(str(folder / "dataset"))  # last: its presence marks a complete entry
     if (folder / "dropped.txt").is_file():
         print((folder / "dropped.txt").read_text(), end="")
     processor, prepared = AutoProcessor.from_pretrained(folder / "processor"), load_from_disk(str(folder / "dataset"))

@@ -140,6 +140,45 @@ def chunk_spans(length: int, chunk: int, stride: int, frame_samples: int) -> lis
     ]
 
 
+def frame_logits(
+    model: Wav2Vec2ForCTC,
+    processor: Wav2Vec2Processor,
+    arrays: Sequence[np.ndarray],
+    batch_size: int = 8,
+    *,
+    chunk_length_s: float = CHUNK_LENGTH_S,
+    stride_length_s: float = STRIDE_LENGTH_S,
+    fast: bool = False,
+) -> list[torch.Tensor]:
+    """Frames x tokens logits of each 16 kHz recording, whatever its length.
+
+    Each recording is normalised whole, cut into overlapping chunks (:func:`chunk_spans`) that
+    are batched by length, and each chunk's middle frames are kept and joined, so frame ``t`` of
+    the result starts at ``t`` x 20 ms of the recording, however many chunks it took. Greedy
+    decoding (:func:`transcribe`) and beam search (:mod:`asr_helpers.decoding`) both start here.
+    """
+    geometry = ConvGeometry.of(model.config)
+    rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
+    chunk, stride = (hop * round(seconds * rate / hop) for seconds in (chunk_length_s, stride_length_s))
+    if not geometry.min_samples <= stride < chunk / 2:
+        raise ValueError(f"need {geometry.min_samples / rate:g} s <= stride_length_s < chunk_length_s / 2")
+    values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
+    pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
+    kept: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
+    if fast:
+        from asr_helpers.fast.convolutions import convolutions_replaced  # opt-in speed work, loaded only when asked
+    with convolutions_replaced(model) if fast else nullcontext():
+        for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
+            windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
+            for i, logits in zip(batch, _padded_logits(model, processor, windows)):
+                span = pieces[i][1]
+                kept[i] = logits[: geometry.frames(span.end - span.start)][span.keep].float().cpu()
+    joined: list[list[torch.Tensor]] = [[] for _ in values]
+    for (item, _), logits in zip(pieces, kept):
+        joined[item].append(logits)
+    return [torch.cat(parts) for parts in joined]
+
+
 def _transcribe_arrays(
     model: Wav2Vec2ForCTC,
     processor: Wav2Vec2Processor,
@@ -149,28 +188,10 @@ def _transcribe_arrays(
     stride_length_s: float,
     fast: bool,
 ) -> list[str]:
-    """Normalise each recording whole, run the model on its chunks batched by length, keep each
-    chunk's middle frames, join them and only then do the CTC collapse (a letter may span two chunks)."""
-    geometry = ConvGeometry.of(model.config)
-    rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
-    chunk, stride = (hop * round(seconds * rate / hop) for seconds in (chunk_length_s, stride_length_s))
-    if not geometry.min_samples <= stride < chunk / 2:
-        raise ValueError(f"need {geometry.min_samples / rate:g} s <= stride_length_s < chunk_length_s / 2")
-    values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
-    pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
-    frame_ids: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
-    if fast:
-        from asr_helpers.fast.convolutions import convolutions_replaced  # opt-in speed work, loaded only when asked
-    with convolutions_replaced(model) if fast else nullcontext():
-        for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
-            windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
-            for i, logits in zip(batch, _padded_logits(model, processor, windows)):
-                span = pieces[i][1]
-                frame_ids[i] = logits[: geometry.frames(span.end - span.start)].argmax(dim=-1)[span.keep]
-    joined: list[list[torch.Tensor]] = [[] for _ in values]
-    for (item, _), ids in zip(pieces, frame_ids):
-        joined[item].append(ids)
-    return [processor.decode(torch.cat(ids)) for ids in joined]
+    """Greedy decoding of :func:`frame_logits`: the CTC collapse comes after joining the chunks (a letter may span two)."""
+    logits = frame_logits(model, processor, arrays, batch_size, chunk_length_s=chunk_length_s,
+                          stride_length_s=stride_length_s, fast=fast)
+    return [processor.decode(frames.argmax(dim=-1)) for frames in logits]
 
 
 @torch.inference_mode()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training throughput: the guide's recipe against the fast profile, one after the other, one process.
+"""Training throughput: the guide's recipe, as written and with a frozen encoder, against the fast profile.
 
 The model is wav2vec2-base's architecture (``Wav2Vec2Config()``: 7 convolutions of 512 channels,
 12 Transformer layers of 768) with random weights: the hub is out of reach, and the arithmetic is
@@ -9,6 +9,16 @@ through the project's own code (``guide_arguments`` + ``build_trainer``, or
 ``fast_training_args`` + ``build_fast_trainer``) for one length sweep of warm-up (compilation
 included), then times two more sweeps between two device synchronisations.
 
+Configurations (``--runs``): ``guide``, the guide as written (feature encoder trained, 8 x 2, fp16,
+activation checkpointing); ``guide-frozen``, the same with the feature encoder frozen (as the
+project's ``fine_tune`` does); ``fast``, the fast profile; also ``fast-eager`` (not compiled) and
+``fast-b<N>`` (batch N). Run one after another in one process, whichever ran first was 2 to 4
+times slower (issue 17), so they run in ``repeats.interleaved_order``: an untimed warm-up run of
+each, then ``--repeats`` timed rounds with the order rotated; each configuration is reported as
+the median and min-max of its timed runs, and every run starts from the process's initial
+backend switches (the fast profile turns cuDNN attention off and TF32 on for the whole process).
+The headline is the fast profile against the guide as written; against the frozen encoder too.
+
 Length grouping (``train_sampling_strategy="group_by_length"``) sorts each "megabatch" of shuffled
 clips longest first, so consecutive batches sweep from long to short clips. Each run therefore
 gets the first ``4 x sweep x batch`` clips, which makes every megabatch exactly ``--sweep``
@@ -16,21 +26,17 @@ batches, and times whole sweeps: guide and fast profile see the same length dist
 
 Reported per run: audio seconds and examples per second, MFU (model FLOPs of the real audio,
 counted analytically, over the GPU's dense bf16 peak), peak memory, padding, mean training loss.
-The results go to ``benchmarks/results/<gpu-name>.json`` (``--out``)::
+The results go to ``<out>/<gpu-name>.json`` (``--out``, default ``benchmarks/results``)::
 
-    python benchmarks/train_throughput.py                              # on a GPU
-    python benchmarks/train_throughput.py --device cpu --tiny --sweep 2 --runs guide,fast   # smoke test
+    python benchmarks/train_throughput.py                              # on a GPU, about 4 minutes on an H200
+    python benchmarks/train_throughput.py --device cpu --tiny --sweep 2 --repeats 1   # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
-import math
-import os
-import platform
-import re
+import operator
 import sys
 import tempfile
 import time
@@ -41,8 +47,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import transformers  # noqa: E402
-from transformers import TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC  # noqa: E402
+from transformers import TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
 
 from asr_helpers.fast.training import (  # noqa: E402
     build_fast_trainer,
@@ -53,11 +58,13 @@ from asr_helpers.fast.training import (  # noqa: E402
 )
 from asr_helpers.preprocessing import build_processor  # noqa: E402
 from asr_helpers.training import build_trainer  # noqa: E402
+from repeats import machine, ratio, run_interleaved, run_order, slug, timed_spreads, write_json  # noqa: E402
 
 RATE = 16_000
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
 DENSE_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H20": 148.0, "GH200": 989.0, "A100": 312.0,
                           "A10G": 70.0, "L4": 121.0, "L40S": 362.0, "RTX 4090": 165.0}
+DEFAULT_RUNS = "guide,guide-frozen,fast"
 
 
 # ----------------------------------------------------------------------------- model FLOPs
@@ -109,7 +116,7 @@ def check_flops_against_torch(config: Wav2Vec2Config, vocab: int, seconds: float
     """Cross-check :func:`train_flops` with ``torch.utils.flop_counter`` on one CPU training step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = Wav2Vec2ForCTC(_model_config(config, vocab, layerdrop=0.0, attn="eager")).train()
+    model = Wav2Vec2ForCTC(model_config(config, vocab, layerdrop=0.0, attn="eager")).train()
     model.freeze_feature_encoder()
     model.config.mask_time_prob = 0.0
     samples = int(seconds * RATE)
@@ -129,12 +136,17 @@ def check_flops_against_torch(config: Wav2Vec2Config, vocab: int, seconds: float
 
 
 # ----------------------------------------------------------------------------- data
+def clip_seconds(rng: np.random.Generator, n: int, mean_s: float) -> np.ndarray:
+    """MInDS-14-like durations: gamma distributed (shape 4) around ``mean_s``, clipped to 1.5-30 s."""
+    return np.clip(rng.gamma(4.0, mean_s / 4.0, n), 1.5, 30.0)
+
+
 class SyntheticSpeech(torch.utils.data.Dataset):
     """Noise clips with MInDS-14-like durations and random character labels (8 per second)."""
 
     def __init__(self, n: int, vocab: int, mean_s: float = 9.0, seed: int = 0):
         rng = np.random.default_rng(seed)
-        seconds = np.clip(rng.gamma(4.0, mean_s / 4.0, n), 1.5, 30.0)
+        seconds = clip_seconds(rng, n, mean_s)
         self.lengths = (seconds * RATE).astype(int).tolist()
         self.offsets = rng.integers(0, RATE, n).tolist()
         self.labels = [rng.integers(3, vocab, max(1, round(8 * s))).tolist() for s in seconds]
@@ -147,6 +159,16 @@ class SyntheticSpeech(torch.utils.data.Dataset):
         start = self.offsets[i]
         return {"input_values": self.pool[start : start + self.lengths[i]], "labels": self.labels[i],
                 "input_length": self.lengths[i]}
+
+
+def letter_processor() -> Wav2Vec2Processor:
+    """A processor like wav2vec2-base's: the 30 characters, 16 kHz, no attention mask (the base
+    model's group-normalised encoder cannot use one, so its processor returns none)."""
+    with tempfile.TemporaryDirectory() as folder:
+        vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{ch: i + 3 for i, ch in enumerate(LETTERS)}}
+        processor = build_processor(vocab, folder)
+    processor.feature_extractor.return_attention_mask = False
+    return processor
 
 
 class CountingCollator:
@@ -189,6 +211,12 @@ class Meter:
         return self.real, self.padded, self.examples, self.flops, len(self.losses)
 
 
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work, so that a clock read after it covers that work."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 class Window(TrainerCallback):
     """Times optimizer steps ``warmup`` to ``warmup + steps`` between device synchronisations."""
 
@@ -196,22 +224,47 @@ class Window(TrainerCallback):
         self.meter, self.warmup, self.steps, self.device = meter, warmup, steps, device
         self.start = self.end = None
 
-    def _sync(self):
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.warmup:
-            self._sync()
+            synchronize(self.device)
             self.start = (time.perf_counter(), self.meter.snapshot())
         elif state.global_step == self.warmup + self.steps:
-            self._sync()
+            synchronize(self.device)
             self.end = (time.perf_counter(), self.meter.snapshot())
             control.should_training_stop = True
 
 
+# ----------------------------------------------------------------------------- process-wide switches
+_SDPA_BACKENDS = ("cudnn", "flash", "mem_efficient", "math")
+_FP32_PRECISION = ("backends", "backends.cuda.matmul", "backends.cudnn", "backends.cudnn.conv",
+                   "backends.cudnn.rnn")  # torch's TF32 switches, the parent first: setting it sets its children
+
+
+def backend_switches() -> dict[str, object]:
+    """The process-wide switches a profile may flip and the next run in the process would inherit:
+    ``prepare_fast_model`` turns cuDNN attention off, ``TrainingArguments(tf32=True)`` turns TF32 on."""
+    switches: dict[str, object] = {f"sdp.{name}": getattr(torch.backends.cuda, f"{name}_sdp_enabled")()
+                                   for name in _SDPA_BACKENDS}
+    switches.update({f"fp32_precision.{path}": operator.attrgetter(path)(torch).fp32_precision for path in _FP32_PRECISION})
+    switches["cudnn.benchmark"] = torch.backends.cudnn.benchmark
+    return switches
+
+
+def set_backend_switches(switches: dict[str, object]) -> None:
+    """Put back what :func:`backend_switches` read, so every run starts as if it were the process's first."""
+    for name, value in switches.items():
+        kind, _, what = name.partition(".")
+        if kind == "sdp":
+            getattr(torch.backends.cuda, f"enable_{what}_sdp")(value)
+        elif kind == "fp32_precision":
+            operator.attrgetter(what)(torch).fp32_precision = value
+        else:
+            torch.backends.cudnn.benchmark = value
+
+
 # ----------------------------------------------------------------------------- runs
-def _model_config(base: Wav2Vec2Config, vocab: int, layerdrop: float, attn: str | None = None) -> Wav2Vec2Config:
+def model_config(base: Wav2Vec2Config, vocab: int, layerdrop: float, attn: str | None = None) -> Wav2Vec2Config:
+    """``base`` with the guide's CTC head settings (mean loss, pad as blank) for a ``vocab``-token tokenizer."""
     config = Wav2Vec2Config(**{**base.to_dict(), "vocab_size": vocab, "pad_token_id": 0, "layerdrop": layerdrop,
                                "ctc_loss_reduction": "mean"})
     if attn:
@@ -236,14 +289,15 @@ def run_batch(name: str, args) -> int:
 
 
 def run_one(name: str, args, processor, master, config, device: str) -> dict:
-    """One training run of ``name``: guide, guide-unfrozen, fast, fast-eager or fast-b<N>."""
+    """One training run of ``name`` (see the module's docstring), from the initial backend switches."""
+    set_backend_switches(args.initial_switches)
     vocab = len(processor.tokenizer)
     fast = name.startswith("fast")
     dataset = torch.utils.data.Subset(master, range(4 * args.sweep * run_batch(name, args)))
-    frozen = name != "guide-unfrozen"
+    frozen = name != "guide"
     torch.manual_seed(0)
-    model = Wav2Vec2ForCTC(_model_config(config, vocab, args.layerdrop))
-    if not fast and frozen:
+    model = Wav2Vec2ForCTC(model_config(config, vocab, args.layerdrop))
+    if name == "guide-frozen":
         model.freeze_feature_encoder()  # as the project's fine_tune does for wav2vec2-base
     common = dict(max_steps=args.warmup + args.steps + 1, eval_strategy="no", eval_on_start=False, save_strategy="no",
                   load_best_model_at_end=False, logging_steps=10_000, disable_tqdm=True, report_to="none",
@@ -259,7 +313,7 @@ def run_one(name: str, args, processor, master, config, device: str) -> dict:
     else:
         targs = guide_arguments(out, **common)
         trainer = seed_length_grouping(build_trainer(model, targs, processor, dataset, None, "offline"))
-    flops_of = lambda n: train_flops(model.config, n, vocab, frozen)  # noqa: E731
+    flops_of = lambda n, trained=model.config: train_flops(trained, n, vocab, frozen)  # noqa: E731
     trainer.data_collator = CountingCollator(trainer.data_collator, flops_of)
     meter = Meter()
     meter.wrap(trainer)
@@ -278,7 +332,7 @@ def run_one(name: str, args, processor, master, config, device: str) -> dict:
     real, padded, examples, flops = (b - a for a, b in zip(s0[:4], s1[:4]))
     losses = torch.stack(meter.losses[s0[4] : s1[4]]).cpu().numpy()
     result = dict(
-        name=name, batch=targs.per_device_train_batch_size, accumulation=targs.gradient_accumulation_steps,
+        batch=targs.per_device_train_batch_size, accumulation=targs.gradient_accumulation_steps,
         precision="bf16" if targs.bf16 else "fp16" if targs.fp16 else "fp32",
         activation_checkpointing=bool(targs.activation_checkpointing), frozen_feature_encoder=frozen,
         compiled=fast and name != "fast-eager" and (device == "cuda" or args.compile),
@@ -325,50 +379,74 @@ def gpu_peak(name: str, override: float | None) -> float | None:
     return None
 
 
-def table(runs: list[dict], peak: float | None) -> str:
-    head = (f"{'run':<16}{'batch':>7}{'prec':>6}{'audio-s/s':>11}{'samples/s':>11}{'TFLOP/s':>9}{'MFU':>7}"
-            f"{'peak GiB':>10}{'pad %':>7}{'loss':>9}{'vs guide':>10}")
+# ----------------------------------------------------------------------------- report
+HEADLINES = {"fast_vs_guide": "fast profile vs the guide as written (the headline)",
+             "fast_vs_guide-frozen": "fast profile vs the guide with the encoder frozen"}
+
+
+def headline(spreads: dict[str, dict]) -> dict[str, dict | None]:
+    """The fast profile's speed-up (audio-s/s) over the guide as written, and over the guide with
+    the encoder frozen: ratio of medians and its least to most favourable range."""
+    fast = spreads.get("fast")
+    return {f"fast_vs_{base}": ratio(fast, spreads[base]) if fast and base in spreads else None
+            for base in ("guide", "guide-frozen")}
+
+
+def span(s: dict, digits: int = 0) -> str:
+    """``median (min-max)`` of a spread, for the table."""
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}-{s['max']:,.{digits}f})"
+
+
+def table(results: list[dict], peak: float | None) -> str:
+    """One line per configuration: median (min-max) over its timed runs, then the fixed settings."""
+    rates, tflops = timed_spreads(results, "audio_s_per_s"), timed_spreads(results, "model_tflops_per_s")
+    head = (f"{'run':<14}{'batch':>7}{'prec':>6}{'audio-s/s median (min-max)':>30}{'MFU':>7}"
+            f"{'peak GiB':>10}{'pad %':>7}{'loss':>8}")
     lines = [head, "-" * len(head)]
-    guide = next((r["audio_s_per_s"] for r in runs if r["name"] == "guide"), None)
-    for r in runs:
-        mfu = f"{r['model_tflops_per_s'] / peak:.3f}" if peak else "n/a"
-        mem = f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] is not None else "n/a"
-        speed = f"{r['audio_s_per_s'] / guide:.1f}x" if guide else ""
-        lines.append(f"{r['name']:<16}{r['batch']:>4}x{r['accumulation']:<2}{r['precision']:>6}{r['audio_s_per_s']:>11.0f}"
-                     f"{r['samples_per_s']:>11.1f}{r['model_tflops_per_s']:>9.1f}{mfu:>7}{mem:>10}"
-                     f"{100 * r['padding']:>7.1f}{r['loss']:>9.3f}{speed:>10}")
+    for name, rate in rates.items():
+        timed = [r for r in results if r["name"] == name and not r["warmup"] and "error" not in r]
+        first = timed[0]
+        mfu = f"{tflops[name]['median'] / peak:.3f}" if peak else "n/a"
+        memory = f"{max(r['peak_memory_gib'] for r in timed):.1f}" if first["peak_memory_gib"] is not None else "n/a"
+        lines.append(f"{name:<14}{first['batch']:>4}x{first['accumulation']:<2}{first['precision']:>6}{span(rate):>30}"
+                     f"{mfu:>7}{memory:>10}{100 * first['padding']:>7.1f}"
+                     f"{float(np.median([r['loss'] for r in timed])):>8.3f}")
+    for key, value in headline(rates).items():
+        if value:
+            lines.append(f"{HEADLINES[key]}: {value['median']:.1f}x ({value['min']:.1f}-{value['max']:.1f})")
     return "\n".join(lines)
 
 
-def summarize(results, args, gpu, device, peak, measured, config, vocab, dataset) -> dict:
-    ok = [r for r in results if "error" not in r]
-    guide = next((r for r in ok if r["name"] == "guide"), None)
-    fast = next((r for r in ok if r["name"] == "fast"), None)
+def summarize(results, args, device, peak, measured, config, vocab, dataset) -> dict:
+    """The JSON: machine, method (order, repeats, warm-up), spreads, headline and every run."""
+    rates = timed_spreads(results, "audio_s_per_s")
+    tflops = timed_spreads(results, "model_tflops_per_s")
     return dict(
-        gpu=gpu, device=device, guide_audio_s_per_s=guide and guide["audio_s_per_s"],
-        fast_audio_s_per_s=fast and fast["audio_s_per_s"],
-        speedup_vs_guide=guide and fast and fast["audio_s_per_s"] / guide["audio_s_per_s"],
-        fast_mfu=fast and peak and fast["model_tflops_per_s"] / peak,
-        peak_tflops_dense_bf16=peak, measured_bf16_matmul_tflops=measured,
-        fast_mfu_vs_measured_matmul=fast and measured and fast["model_tflops_per_s"] / measured,
+        **machine(device), device=device, peak_tflops_dense_bf16=peak, measured_bf16_matmul_tflops=measured,
+        method=dict(repeats=args.repeats, warmup_round="one untimed run of every configuration first",
+                    order="round r runs the configurations rotated by r-1 places", runs_in_order=run_order(results),
+                    statistic="median and min-max of the timed runs",
+                    backend_switches="reset to the process's initial values before every run"),
+        audio_s_per_s=rates, model_tflops_per_s=tflops,
+        mfu={name: {k: v / peak for k, v in s.items() if k != "n"} for name, s in tflops.items()} if peak else None,
+        speedup=headline(rates),
         model="wav2vec2-base architecture (Wav2Vec2Config() defaults), random init" + (" [TINY]" if args.tiny else ""),
         layerdrop=args.layerdrop,
         train_gflop_per_audio_second=train_flops(config, RATE * 9, vocab, True) / 9 / 1e9,
         data=dict(clips=len(dataset), mean_seconds=float(np.mean(dataset.lengths) / RATE),
                   distribution="gamma(shape 4, mean 9 s) clipped to 1.5-30 s; each run takes the first 4 x sweep x batch"),
         sweep=args.sweep, warmup_steps=args.warmup, timed_steps=args.steps, cudnn_benchmark=args.cudnn_benchmark,
-        versions=dict(python=platform.python_version(), torch=torch.__version__, transformers=transformers.__version__,
-                      cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if device == "cuda" else None),
-        cpu_count=os.cpu_count(), runs=results,
+        runs=results,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--runs", default="guide,fast-eager,fast",
-                        help="comma-separated: guide, guide-unfrozen, fast, fast-eager, fast-b<N> (default: %(default)s)")
-    parser.add_argument("--sweep", type=int, default=14,
+    parser.add_argument("--runs", default=DEFAULT_RUNS,
+                        help="comma-separated: guide, guide-frozen, fast, fast-eager, fast-b<N> (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up round (default: %(default)s)")
+    parser.add_argument("--sweep", type=int, default=10,
                         help="batches per length sweep: one sweep of warm-up, two timed (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=None, help="fast profile batch (default: fast_batch_size())")
     parser.add_argument("--mean-seconds", type=float, default=9.0)
@@ -382,57 +460,49 @@ def main(argv: list[str] | None = None) -> int:
                         help="let cuDNN time its convolution algorithms for each new shape (torch.backends.cudnn.benchmark)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
-
-    device = args.device
-    if device == "cuda" and not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device: use --device cpu")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = args.device
     config = base_config(args.tiny)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    args.initial_switches = backend_switches()
     if args.batch_size is None:
         args.batch_size = fast_batch_size() if device == "cuda" else 16
-    with tempfile.TemporaryDirectory() as folder:
-        vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{ch: i + 3 for i, ch in enumerate(LETTERS)}}
-        processor = build_processor(vocab, folder)
-    processor.feature_extractor.return_attention_mask = False  # as wav2vec2-base's processor (group norm)
-
+    processor = letter_processor()
+    vocab = len(processor.tokenizer)
     if args.check_flops:
-        print(json.dumps(check_flops_against_torch(config, len(vocab)), indent=1))
+        print(check_flops_against_torch(config, vocab))
 
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     args.warmup, args.steps = args.sweep, 2 * args.sweep
-    n = 4 * args.sweep * max(run_batch(r, args) for r in runs)
-    dataset = SyntheticSpeech(n, len(vocab), args.mean_seconds)
-    gpu = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
+    dataset = SyntheticSpeech(4 * args.sweep * max(run_batch(r, args) for r in runs), vocab, args.mean_seconds)
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     peak = gpu_peak(gpu, args.peak_tflops) if device == "cuda" else args.peak_tflops
-    print(f"device: {gpu}; dense bf16 peak used for MFU: {peak} TFLOP/s; {n} clips, "
-          f"mean {np.mean(dataset.lengths) / RATE:.2f} s; torch {torch.__version__}, transformers {transformers.__version__}",
-          flush=True)
+    print(f"device: {gpu}; dense bf16 peak used for MFU: {peak} TFLOP/s; {len(dataset)} clips, "
+          f"mean {np.mean(dataset.lengths) / RATE:.2f} s; {machine(device)['versions']}", flush=True)
     measured = matmul_tflops(device)
     if measured:
         print(f"bf16 8192^3 matmul measured: {measured:.0f} TFLOP/s", flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") + ("-tiny" if args.tiny else "")
-    path = args.out / f"{slug}.json"
-    results: list[dict] = []
-    for name in runs:
-        print(f"--- {name}", flush=True)
-        try:
-            results.append(run_one(name, args, processor, dataset, config, device))
-            r = results[-1]
-            print(f"{name}: {r['audio_s_per_s']:.0f} audio-s/s, {r['model_tflops_per_s']:.1f} TFLOP/s, "
-                  f"loss {r['loss']:.3f}, warm-up {r['warmup_and_compile_seconds']:.0f} s", flush=True)
-        except Exception as error:  # keep the other runs' numbers
-            print(f"{name} FAILED: {type(error).__name__}: {error}", flush=True)
-            results.append({"name": name, "error": f"{type(error).__name__}: {error}"})
-            if device == "cuda":
-                torch.cuda.empty_cache()
-        summary = summarize(results, args, gpu, device, peak, measured, config, len(vocab), dataset)
-        path.write_text(json.dumps(summary, indent=1) + "\n")  # after every run: a cut-off run keeps the rest
+    path = args.out / f"{slug(gpu)}{'-tiny' if args.tiny else ''}.json"
 
-    print()
-    print(table([r for r in results if "error" not in r], peak))
-    print(f"\nspeedup_vs_guide={summary['speedup_vs_guide']}, fast_mfu={summary['fast_mfu']}; wrote {path}")
+    def save(results: list[dict]) -> None:
+        last = results[-1]
+        if "error" not in last:
+            print(f"{last['name']}: {last['audio_s_per_s']:.0f} audio-s/s, {last['model_tflops_per_s']:.1f} TFLOP/s, "
+                  f"loss {last['loss']:.3f}, warm-up {last['warmup_and_compile_seconds']:.0f} s", flush=True)
+        write_json(path, summarize(results, args, device, peak, measured, config, vocab, dataset))
+
+    configs = {name: lambda name=name: run_one(name, args, processor, dataset, config, device) for name in runs}
+    results = run_interleaved(configs, args.repeats, save)
+    print(f"\norder: {' | '.join(run_order(results))}\n")
+    print(table(results, peak))
+    print(f"wrote {path}")
     return 0
 
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import inspect
+from types import SimpleNamespace
+
 import pytest
 import torch
-from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, pipeline
+from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
+
+from asr_helpers.cache import prepare_splits
+from asr_helpers.data import load_offline_corpus
+from asr_helpers.inference import load_trained
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "benchmarks")]
 
+import cpu_transcribe  # noqa: E402
+import end_to_end  # noqa: E402
 import layer_kernels  # noqa: E402
+import repeats  # noqa: E402
 import train_throughput  # noqa: E402
 
 
@@ -72,3 +83,156 @@ def test_unknown_layer_variant_is_refused_by_name(capsys):
         layer_kernels.main(["--variants", "eager,compiled+fused"])
     assert exit_info.value.code == 2
     assert "unknown variant 'compiled+fused'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the method (repeats.py)
+def test_interleaved_order_warms_every_configuration_up_then_rotates_the_timed_rounds():
+    order = repeats.interleaved_order(["A", "B", "C"], 3)
+
+    assert [(s.round, s.name, s.warmup) for s in order[:3]] == [(0, "A", True), (0, "B", True), (0, "C", True)]
+    rounds = [[s.name for s in order if s.round == r] for r in (1, 2, 3)]
+    assert rounds == [["A", "B", "C"], ["B", "C", "A"], ["C", "A", "B"]]
+    timed = [s for s in order if not s.warmup]
+    for name in "ABC":  # every configuration timed once in every place
+        assert sorted(s.position for s in timed if s.name == name) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("names, rounds", [(["A", "A"], 3), (["A", "B"], 0), ([], 3)])
+def test_interleaved_order_refuses_what_would_not_compare(names, rounds):
+    with pytest.raises(ValueError):
+        repeats.interleaved_order(names, rounds)
+
+
+def test_warm_up_and_failed_runs_stay_out_of_the_spread(capsys):
+    """A configuration is slow on its first call (the effect of issue 17): only timed runs count,
+    and one that fails is recorded while the others go on."""
+    calls = {"slow-first": 0}
+
+    def slow_first():
+        calls["slow-first"] += 1
+        return {"rate": 1.0 if calls["slow-first"] == 1 else 10.0 + calls["slow-first"]}
+
+    def broken():
+        raise RuntimeError("out of memory")
+
+    seen = []
+    results = repeats.run_interleaved({"slow-first": slow_first, "steady": lambda: {"rate": 5.0}, "broken": broken}, 3,
+                                      on_result=lambda rs: seen.append(len(rs)))
+
+    assert seen == list(range(1, 13))
+    spreads = repeats.timed_spreads(results, "rate")
+    assert spreads["slow-first"] == {"median": 13.0, "min": 12.0, "max": 14.0, "n": 3}
+    assert spreads["steady"]["n"] == 3 and "broken" not in spreads
+    assert [r["error"] for r in results if r["name"] == "broken"] == ["RuntimeError: out of memory"] * 4
+    assert repeats.run_order(results)[:4] == ["slow-first (warm-up)", "steady (warm-up)", "broken (warm-up)", "slow-first"]
+    assert "broken FAILED" in capsys.readouterr().out
+
+
+def test_spread_is_median_and_range_and_ratio_spans_the_worst_to_best_pairing():
+    assert repeats.spread([3.0, 1.0, 10.0, 2.0]) == {"median": 2.5, "min": 1.0, "max": 10.0, "n": 4}
+    fast, guide = {"median": 5000, "min": 4000, "max": 6000}, {"median": 500, "min": 400, "max": 800}
+    assert repeats.ratio(fast, guide) == {"median": 10.0, "min": 5.0, "max": 15.0}
+
+
+# ----------------------------------------------------------------------------- train_throughput.py
+def test_headline_is_the_fast_profile_against_the_guide_as_written():
+    spreads = {"guide": {"median": 400.0, "min": 300.0, "max": 500.0},
+               "guide-frozen": {"median": 800.0, "min": 700.0, "max": 900.0},
+               "fast": {"median": 4800.0, "min": 4500.0, "max": 5000.0}}
+    speedups = train_throughput.headline(spreads)
+    assert speedups["fast_vs_guide"]["median"] == pytest.approx(12.0)
+    assert speedups["fast_vs_guide-frozen"]["median"] == pytest.approx(6.0)
+    assert train_throughput.DEFAULT_RUNS.split(",") == ["guide", "guide-frozen", "fast"]
+
+
+def test_each_run_starts_from_the_process_initial_backend_switches():
+    """The fast profile turns cuDNN attention off and TF32 on for the whole process; a guide run
+    after it must not inherit them."""
+    initial = train_throughput.backend_switches()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(not initial["sdp.cudnn"])
+        torch.backends.fp32_precision = "tf32"
+        assert train_throughput.backend_switches() != initial
+        train_throughput.set_backend_switches(initial)
+        assert train_throughput.backend_switches() == initial
+    finally:
+        train_throughput.set_backend_switches(initial)
+
+
+# ----------------------------------------------------------------------------- cpu_transcribe.py
+def test_pipeline_baselines_batch_and_chunk_with_the_pipelines_own_stride():
+    calls = cpu_transcribe.pipeline_calls(batch_size=8, chunk_length_s=20.0)
+    assert calls == {"pipeline, batch_size=8": {"batch_size": 8},
+                     "pipeline, chunk_length_s=20, batch_size=8": {"chunk_length_s": 20.0, "stride_length_s": 20.0 / 6,
+                                                                   "batch_size": 8}}
+    # the stride written out is the one the pipeline takes when none is given
+    assert "stride_length_s = chunk_length_s / 6" in inspect.getsource(AutomaticSpeechRecognitionPipeline.preprocess)
+
+
+def test_batched_and_chunked_pipelines_transcribe_as_the_guides_call():
+    """The baselines are the same pipeline, faster or not: the same texts on real files."""
+    model, processor = load_trained(cpu_transcribe.DEFAULT_MODEL)
+    pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
+                    feature_extractor=processor.feature_extractor, device="cpu")
+    files, _ = cpu_transcribe.test_split(cpu_transcribe.CORPUS_DIR, 3)
+    paths = cpu_transcribe.pipeline_paths(pipe, 16_000, batch_size=2, chunk_length_s=20.0)
+    texts = {name: run(files) for name, run in paths.items()}
+    assert len(texts) == 3
+    assert all(found == texts[cpu_transcribe.GUIDE_PIPELINE] for found in texts.values())
+
+
+def test_transcribe_is_compared_with_the_fastest_pipeline_configuration():
+    speeds = {cpu_transcribe.GUIDE_PIPELINE: {"median": 80.0, "min": 70.0, "max": 90.0},
+              "pipeline, batch_size=8": {"median": 120.0, "min": 110.0, "max": 130.0},
+              "pipeline, chunk_length_s=20, batch_size=8": {"median": 100.0, "min": 90.0, "max": 125.0},
+              "transcribe(fast=True), batch 8": {"median": 240.0, "min": 220.0, "max": 260.0}}
+    texts = {name: ["A B", "C"] for name in speeds}
+    rows = {r["name"]: r for r in cpu_transcribe.compare(speeds, texts, ["A B", "C D"])}
+
+    assert cpu_transcribe.best_pipeline(speeds) == "pipeline, batch_size=8"
+    assert rows["transcribe(fast=True), batch 8"]["vs_best_pipeline"]["median"] == pytest.approx(2.0)
+    assert rows["transcribe(fast=True), batch 8"]["vs_guide_pipeline"]["median"] == pytest.approx(3.0)
+    assert rows["pipeline, batch_size=8"]["equal_to_guide_pipeline"] == 2
+    assert rows["pipeline, batch_size=8"]["wer"] == pytest.approx(1 / 4)  # "D" missing of 4 words
+
+
+# ----------------------------------------------------------------------------- end_to_end.py
+@pytest.mark.parametrize("stop, extra_pauses", [(48, 1), (1000, 1), (1200, 0)])
+def test_projection_adds_the_remaining_steps_and_scheduled_evaluations(stop, extra_pauses):
+    """2,000 steps, evaluation and checkpoint every 1,000. Stopped off schedule, the forced one
+    stands in for one of the two the run would have; stopped on schedule, it is one of them."""
+    run = dict(stop_at=stop, max_steps=2000, eval_steps=1000, process_wall_s=60.0, seconds_per_step=0.5,
+               pauses=[[0, 2.0], [stop, 3.0], [stop, 7.0]])
+    assert end_to_end.projected_seconds(run) == pytest.approx(60.0 + (2000 - stop) * 0.5 + extra_pauses * 10.0)
+
+
+def test_timeline_times_steps_without_the_evaluations_and_stops_with_one(monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 3.0, 13.0, 14.0, 15.0, 25.0])
+    monkeypatch.setattr(end_to_end, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    timeline = end_to_end.Timeline(window=(1, 3), stop_at=3, device="cpu")
+    state, control = SimpleNamespace(global_step=0), SimpleNamespace(should_evaluate=False, should_save=False,
+                                                                     should_training_stop=False)
+    timeline.on_train_begin(None, state, control)                 # clock 0
+    for step, scheduled in ((1, False), (2, True), (3, False)):  # the Trainer's loop; 2 is a scheduled evaluation
+        state.global_step, control.should_evaluate = step, scheduled
+        timeline.on_step_end(None, state, control)                # clock 1; 2; 14
+        if control.should_evaluate:                               # at 2, and at 3 because the timeline stops there
+            timeline.on_evaluate(None, state, control)            # clock 3; 15
+            timeline.on_save(None, state, control)                # clock 13; 25
+            control.should_evaluate = control.should_save = False
+
+    assert control.should_training_stop
+    assert timeline.pauses == [(2, 1.0), (2, 10.0), (3, 1.0), (3, 10.0)]
+    assert timeline.seconds_per_step() == pytest.approx((14.0 - 1.0 - 11.0) / 2)
+
+
+def test_noise_corpus_goes_through_the_projects_preparation(tmp_path):
+    corpus = end_to_end.write_noise_corpus(tmp_path, clips=5, mean_s=2.0)
+    processor = train_throughput.letter_processor()
+    raw = load_offline_corpus(corpus)
+    prepared, report = prepare_splits(raw, processor)
+
+    assert prepared.num_rows == {"train": 4, "test": 1} and not report.bad
+    row = prepared["train"][0]
+    assert processor.tokenizer.decode(row["labels"]) == raw["train"][0]["transcription"]
+    assert 1.5 * 16_000 <= row["input_length"] <= 30 * 16_000

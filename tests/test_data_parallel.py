@@ -2,8 +2,8 @@
 
 The two processes must split the data (disjoint samples at every step), save once, print the
 result once, and end near a one-process run with the same effective batch: the same recipe,
-computed by two processes. A small wrapper records, in each process, the transcripts the collator
-batches, so the test sees which samples each rank trained on."""
+computed by two processes. A small wrapper records, in each process, the labels of every training step,
+so the test sees which samples each rank trained on."""
 
 from __future__ import annotations
 
@@ -20,18 +20,17 @@ pytestmark = pytest.mark.slow
 STEPS = 40
 RECORDING_WRAPPER = '''
 import json, os, sys
-from asr_helpers import collator
+import transformers
 from asr_helpers.__main__ import main
 
-seen, pad = [], collator.DataCollatorCTCWithPadding.__call__
+seen, step = [], transformers.Trainer.training_step
 
-def recording_call(self, features):
-    batch = pad(self, features)
-    if len(features) and "labels" in features[0] and self.processor is not None and os.environ.get("RECORD_TO"):
-        seen.append([list(map(int, feature["labels"])) for feature in features])
-    return batch
+def recording_step(self, model, inputs, *args, **kwargs):
+    labels = inputs["labels"]
+    seen.append([[int(t) for t in row if t >= 0] for row in labels.tolist()])
+    return step(self, model, inputs, *args, **kwargs)
 
-collator.DataCollatorCTCWithPadding.__call__ = recording_call
+transformers.Trainer.training_step = recording_step
 code = main(sys.argv[1:])
 with open(os.path.join(os.environ["RECORD_TO"], f"rank-{os.environ.get('RANK', '0')}.json"), "w") as handle:
     json.dump(seen, handle)
@@ -67,8 +66,9 @@ def runs(tmp_path_factory):
 def test_two_processes_split_every_batch(runs):
     _, (_, out) = runs
     ranks = [json.loads((out / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
-    training_batches = [[batch for batch in rank if len(batch) == 4] for rank in ranks]  # evaluation batches are 16
+    training_batches = ranks
     assert len(training_batches[0]) == len(training_batches[1]) == STEPS
+    assert all(len(batch) == 4 for rank in ranks for batch in rank), "each rank trains on half the recipe's batch of 8"
     for step, (a, b) in enumerate(zip(*training_batches)):
         assert not {tuple(x) for x in a} & {tuple(x) for x in b}, f"step {step}: both ranks trained on the same sample"
 

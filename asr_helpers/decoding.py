@@ -1,0 +1,277 @@
+"""Decoding beyond greedy (notebook 07): CTC by hand, beam search with a lexicon and an n-gram
+language model (flashlight-text's decoders, KenLM inside), word timestamps and forced alignment.
+
+Every decoder here starts from the same thing, the model's log-probabilities for every 20 ms
+frame of a whole recording (:func:`frame_log_probs`), so greedy, beam and beam + LM differ only
+in how they read those frames, and word times are frame numbers times the frame's duration.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from flashlight.lib.text.decoder import (
+    CriterionType, LexiconDecoder, LexiconDecoderOptions, LexiconFreeDecoder, LexiconFreeDecoderOptions, SmearingMode,
+    Trie, ZeroLM,
+)
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+from tqdm import tqdm
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+from asr_helpers.audio import AudioDecodeError, load_audio
+from asr_helpers.checks import ConvGeometry
+from asr_helpers.inference import frame_logits
+from asr_helpers.metrics import align
+from asr_helpers.ngram import UNK, read_arpa_vocabulary
+
+GROUP = 32
+"""Recordings per call to the model in :func:`transcribe_words`: a few batches' worth."""
+
+# --- CTC by hand ------------------------------------------------------------------------------
+
+
+def collapse(path: Sequence[str], blank: str = "_") -> str:
+    """CTC's many-to-one map: merge runs of the same symbol, then drop the blanks ("HH_EL_LL_O" -> "HELLO")."""
+    return "".join(symbol for symbol, _ in itertools.groupby(path) if symbol != blank)
+
+
+def alignments(target: str, frames: int, alphabet: str, blank: str = "_") -> list[str]:
+    """Every path of ``frames`` symbols from ``alphabet`` that collapses to ``target``, by brute
+    force: ``len(alphabet) ** frames`` candidates, so only for toy sizes."""
+    return ["".join(path) for path in itertools.product(alphabet, repeat=frames) if collapse(path, blank) == target]
+
+
+def transcript_probabilities(probs: np.ndarray, alphabet: str, blank: str = "_") -> dict[str, float]:
+    """The probability of every transcript: the sum over all the paths that collapse to it, most probable first.
+
+    ``probs`` is frames x symbols (rows sum to 1). Greedy decoding keeps only the single best
+    path; a transcript spread over many good paths can beat it.
+    """
+    totals: Counter[str] = Counter()
+    for path in itertools.product(range(len(alphabet)), repeat=len(probs)):
+        totals[collapse([alphabet[i] for i in path], blank)] += float(np.prod(probs[np.arange(len(probs)), path]))
+    return dict(totals.most_common())
+
+
+# --- frames of a whole recording --------------------------------------------------------------
+
+
+@torch.inference_mode()
+def frame_log_probs(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray],
+                    batch_size: int = 8, *, fast: bool = False) -> list[torch.Tensor]:
+    """Frames x tokens log-probabilities of each 16 kHz recording, whatever its length: the frames
+    :func:`asr_helpers.inference.transcribe` takes its argmax of (:func:`~asr_helpers.inference.frame_logits`),
+    so frame ``t`` starts at ``t`` x 20 ms of the recording however many chunks it took."""
+    return [logits.log_softmax(dim=-1) for logits in frame_logits(model, processor, arrays, batch_size, fast=fast)]
+
+
+def load_each(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, paths: Sequence[str | Path]) -> list[np.ndarray | AudioDecodeError]:
+    """Each file at the model's rate, or the error that says why it cannot be used: one bad file must not cost the others."""
+    rate, min_samples = processor.feature_extractor.sampling_rate, ConvGeometry.of(model.config).min_samples
+    results: list[np.ndarray | AudioDecodeError] = []
+    for path in paths:
+        try:
+            results.append(load_audio(str(path), rate, min_samples=min_samples))
+        except AudioDecodeError as error:
+            results.append(error)
+    return results
+
+
+# --- words and their times --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word and where it is in the recording, in seconds: its first letter's first frame to its last letter's last."""
+
+    word: str
+    start: float
+    end: float
+
+
+def frame_seconds(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor) -> float:
+    """How long one output frame lasts: the samples per frame over the sampling rate (20 ms for wav2vec2)."""
+    return model.config.inputs_to_logits_ratio / processor.feature_extractor.sampling_rate
+
+
+def words_from_frames(path: Sequence[str], frame_s: float, blank: str = "<pad>", delimiter: str = "|") -> list[Word]:
+    """The words of a frame-by-frame token path with their times, as ``batch_decode(output_word_offsets=True)``
+    counts them: a word runs from its first letter's first frame to the frame after its last letter."""
+    words: list[Word] = []
+    letters, start, end = "", 0, 0
+    for t, (token, group) in enumerate_runs(path):
+        if token == delimiter and letters:
+            words.append(Word(letters, round(start * frame_s, 3), round(end * frame_s, 3)))
+            letters = ""
+        elif token not in (blank, delimiter):
+            start = t if not letters else start
+            letters, end = letters + token, t + group
+    if letters:
+        words.append(Word(letters, round(start * frame_s, 3), round(end * frame_s, 3)))
+    return words
+
+
+def enumerate_runs(path: Sequence[str]) -> Iterator[tuple[int, tuple[str, int]]]:
+    """``(first frame, (token, run length))`` for each run of equal tokens: CTC's repeats are one letter."""
+    t = 0
+    for token, run in itertools.groupby(path):
+        length = len(list(run))
+        yield t, (token, length)
+        t += length
+
+
+def forced_align(log_probs: np.ndarray, targets: Sequence[int], blank: int) -> list[int]:
+    """The most probable frame-by-frame path (Viterbi) that spells exactly ``targets``: where each
+    letter of a *known* transcript is, rather than what the model would have written.
+
+    The states are the targets with a blank before, between and after them; a path may stay,
+    move one state on, or skip a blank between two different letters (CTC's rules).
+    """
+    states = np.array([blank] + [token for target in targets for token in (target, blank)])
+    emit = np.asarray(log_probs)[:, states]
+    skip_ok = np.r_[False, False, (states[2:] != blank) & (states[2:] != states[:-2])]
+    score = np.full(len(states), -np.inf)
+    score[:2] = emit[0, :2]
+    moves = np.zeros((len(emit), len(states)), dtype=np.int64)
+    for t in range(1, len(emit)):
+        candidates = np.stack([score, np.r_[-np.inf, score[:-1]], np.where(skip_ok, np.r_[-np.inf, -np.inf, score[:-2]], -np.inf)])
+        moves[t] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + emit[t]
+    state = len(states) - 1 if len(states) == 1 or score[-1] >= score[-2] else len(states) - 2
+    if not np.isfinite(score[state]):
+        raise ValueError(f"{len(targets)} tokens cannot be spelled in {len(emit)} frames")
+    path = []
+    for t in range(len(emit) - 1, -1, -1):
+        path.append(int(states[state]))
+        state -= moves[t, state]
+    return path[::-1]
+
+
+# --- beam search with flashlight-text ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """The beam search's knobs. ``lm_weight`` scales the LM's log-probability against the model's,
+    ``word_score`` is added per word (it offsets the LM's pull towards fewer, shorter words)."""
+
+    beam_size: int = 50
+    beam_threshold: float = 25.0
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+
+
+@contextmanager
+def c_stderr_silenced() -> Iterator[None]:
+    """Send what C++ code writes to stderr (KenLM's loading progress) to /dev/null: the command
+    line keeps stderr for one line per failed file, and a notebook for nothing."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class BeamSearchDecoder:
+    """flashlight-text's CTC beam search over a model's tokens, as notebook 07 builds it cell by cell.
+
+    With ``lm_path`` (an ARPA file) it is a *lexicon* decoder: it can only write the words of the
+    LM's vocabulary, spelled letter by letter in a trie, and scores each finished word with the
+    LM. With ``words`` but no LM, the same lexicon decoder with a zero LM. With neither, a
+    lexicon-free beam search over the letters, with no word knowledge at all.
+    """
+
+    def __init__(self, tokens: Sequence[str], frame_s: float, lm_path: str | Path | None = None,
+                 settings: BeamSettings = BeamSettings(), *, words: Sequence[str] | None = None,
+                 blank: str = "<pad>", delimiter: str = "|") -> None:
+        self.tokens, self.frame_s, self.blank, self.delimiter = list(tokens), frame_s, blank, delimiter
+        token_dict = Dictionary(self.tokens)
+        blank_id, delimiter_id = token_dict.get_index(blank), token_dict.get_index(delimiter)
+        if lm_path is None and words is None:
+            options = LexiconFreeDecoderOptions(settings.beam_size, len(self.tokens), settings.beam_threshold,
+                                                0.0, 0.0, False, CriterionType.CTC)
+            self.decoder = LexiconFreeDecoder(options, ZeroLM(), delimiter_id, blank_id, [])
+            return
+        words = [w for w in (read_arpa_vocabulary(lm_path) if words is None else words) if set(w) <= set(self.tokens)]
+        word_dict = Dictionary([*words, UNK])
+        try:
+            with c_stderr_silenced():
+                lm = KenLM(str(lm_path), word_dict) if lm_path is not None else ZeroLM()
+        except RuntimeError as error:  # KenLM's message: where in its C++ it failed, then why
+            raise ValueError(f"{lm_path}: KenLM cannot read it: {str(error).splitlines()[-1]}") from None
+        trie = Trie(len(self.tokens), delimiter_id)
+        start = lm.start(False)
+        for word in words:
+            index = word_dict.get_index(word)
+            trie.insert([token_dict.get_index(letter) for letter in [*word, delimiter]], index, lm.score(start, index)[1])
+        trie.smear(SmearingMode.MAX)
+        options = LexiconDecoderOptions(settings.beam_size, len(self.tokens), settings.beam_threshold, settings.lm_weight,
+                                        settings.word_score, -math.inf, 0.0, False, CriterionType.CTC)
+        self.decoder = LexiconDecoder(options, trie, lm, delimiter_id, blank_id, word_dict.get_index(UNK), [], False)
+
+    @classmethod
+    def for_model(cls, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, lm_path: str | Path | None = None,
+                  settings: BeamSettings = BeamSettings()) -> BeamSearchDecoder:
+        """A decoder over ``processor``'s tokens, in the order of the model's logits."""
+        tokenizer = processor.tokenizer
+        tokens = tokenizer.convert_ids_to_tokens(list(range(model.config.vocab_size)))
+        return cls(tokens, frame_seconds(model, processor), lm_path, settings,
+                   blank=tokenizer.pad_token, delimiter=tokenizer.word_delimiter_token)
+
+    def frame_path(self, log_probs: torch.Tensor) -> list[str]:
+        """The best hypothesis as one token per frame (flashlight adds a word boundary before and after)."""
+        emissions = log_probs.float().contiguous()
+        best = self.decoder.decode(emissions.data_ptr(), *emissions.shape)[0]
+        return [self.tokens[index] for index in best.tokens[1:-1]]
+
+    def __call__(self, log_probs: torch.Tensor) -> list[Word]:
+        """Decode one recording's frames x tokens log-probabilities into timed words."""
+        return words_from_frames(self.frame_path(log_probs), self.frame_s, self.blank, self.delimiter)
+
+
+def greedy_words(processor: Wav2Vec2Processor, log_probs: torch.Tensor, frame_s: float) -> list[Word]:
+    """Greedy decoding with the times transformers gives: ``decode(..., output_word_offsets=True)``
+    counts each word's first and past-the-last frame, which times the frame's duration makes seconds."""
+    output = processor.decode(log_probs.argmax(dim=-1), output_word_offsets=True)
+    return [Word(o["word"], round(float(o["start_offset"]) * frame_s, 3), round(float(o["end_offset"]) * frame_s, 3))
+            for o in output.word_offsets]
+
+
+def transcribe_words(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray],
+                     decoder: BeamSearchDecoder | None = None, batch_size: int = 8, *, fast: bool = False,
+                     progress: bool = False) -> list[list[Word]]:
+    """Timed words of each 16 kHz recording, greedy or with ``decoder``; ``progress`` draws a bar on stderr.
+
+    Recordings go to the model :data:`GROUP` at a time, so memory stays bounded and the bar moves.
+    """
+    frame_s, results = frame_seconds(model, processor), []
+    with tqdm(total=len(arrays), unit="file", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(arrays), GROUP):
+            for log_probs in frame_log_probs(model, processor, arrays[start : start + GROUP], batch_size, fast=fast):
+                results.append(decoder(log_probs) if decoder is not None else greedy_words(processor, log_probs, frame_s))
+                bar.update()
+    return results
+
+
+# --- error analysis ---------------------------------------------------------------------------
+
+
+def confusions(references: Sequence[str], hypotheses: Sequence[str], unit: str = "word") -> Counter[tuple[str, str]]:
+    """How often each (reference, hypothesis) pair was substituted, over notebook 04's alignments of words or characters."""
+    split = str.split if unit == "word" else list
+    return Counter((ref, hyp) for r, h in zip(references, hypotheses)
+                   for op, ref, hyp in align(split(r), split(h)) if op == "substitute")
