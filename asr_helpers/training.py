@@ -233,7 +233,7 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def data_parallel_batch(world_size: int, batch: int = 8) -> dict[str, int]:
+def data_parallel_batch(world_size: int, batch: int = 8) -> dict:
     """Per-process batch for ``world_size`` data-parallel processes: the recipe's ``batch`` split
     evenly, so the effective batch, and with it the learning rate and schedule, stay the recipe's
     (a larger effective batch would need another learning rate: a different recipe, not a faster one).
@@ -246,7 +246,10 @@ def data_parallel_batch(world_size: int, batch: int = 8) -> dict[str, int]:
     if _is_main_process():
         print(f"data parallel: {world_size} processes x {per_process} examples = effective batch {per_process * world_size}"
               f" (the recipe's {batch}); learning rate and schedule unchanged")
-    return {"per_device_train_batch_size": per_process}
+    settings: dict = {"per_device_train_batch_size": per_process}
+    if not torch.cuda.is_available():  # transformers 5.23 makes CPU processes data-parallel only when told so
+        settings.update(ddp_backend="gloo", use_cpu=True)
+    return settings
 
 
 TRAINING_MODULES = (*PREPARATION_MODULES, collator, metrics, modeling)
