@@ -4,6 +4,7 @@ Every loader returns a ``DatasetDict`` with ``train`` and ``test`` splits whose 
 ``Audio(decode=False)``: a dict with the file's ``path`` and/or raw ``bytes``, decoded by
 :func:`asr_helpers.audio.read_audio` (soundfile) because ``datasets`` 5.x decodes through
 torchcodec, whose PyPI wheels need a CUDA build of torch and fail to load next to the CPU wheel.
+The unseen evaluation set (:func:`load_unseen_set`) is one ``Dataset`` of file paths instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ MINDS14_COLUMNS: tuple[str, ...] = (
 HUB_HOST = ("huggingface.co", 443)
 CORPUS_DIR = Path(__file__).parent / "corpus"
 """The shipped offline corpus (``python -m asr_helpers synth`` remakes it)."""
+UNSEEN_DIR = Path(__file__).parent / "unseen"
+"""A small evaluation set unlike the corpus: other sentences, voices, files and bands (``scripts/unseen_set.py``)."""
 INTENTS: tuple[str, ...] = (
     "abroad", "address", "app_error", "atm_limit", "balance", "business_loan", "card_issues",
     "cash_deposit", "direct_debit", "freeze", "high_value_payment", "joint_account",
@@ -132,6 +135,29 @@ def load_offline_corpus(corpus_dir: Path = CORPUS_DIR) -> DatasetDict:
         }
         splits[split] = audio_dataset(columns, features, sampling_rate=8000).select_columns(list(MINDS14_COLUMNS))
     return DatasetDict(splits)
+
+
+def load_unseen_set(folder: Path = UNSEEN_DIR) -> Dataset:
+    """The unseen evaluation set, one row per file (WAV, FLAC, OGG, MP3 at 8-48 kHz, mono or stereo).
+
+    No ``audio`` column: one ``Audio`` feature declares one rate and these files have six, so each
+    ``path`` is read with :func:`~asr_helpers.audio.load_audio`, as a learner's own file would be.
+    """
+    folder = Path(folder).resolve()
+    metadata = folder / "metadata.csv"
+    if not metadata.is_file():
+        missing = metadata if folder.is_dir() else folder
+        raise FileNotFoundError(f"{missing}: unseen set missing (regenerate with `python scripts/unseen_set.py`)")
+    with metadata.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = {
+        "path": [str(folder / row["file"]) for row in rows],
+        **{name: [row[name] for row in rows] for name in ("transcription", "format", "band")},
+        "rate": [int(row["rate"]) for row in rows],
+        "voice": [row["voice"] for row in rows],
+    }
+    features = {name: Value("int32" if name == "rate" else "string") for name in columns}
+    return Dataset.from_dict(columns, features=Features(features))
 
 
 def audio_dataset(columns: dict[str, list], features: dict, sampling_rate: int) -> Dataset:

@@ -111,3 +111,23 @@ def plot_ctc_path(probs: np.ndarray, tokens: Sequence[str], frame_s: float = 0.0
     ax.set(xlabel="time (s)", ylabel="token")
     ax.legend(loc="upper right")
     return fig
+
+
+def plot_bands(
+    recordings: dict[str, tuple[np.ndarray, int]], marks_hz: Sequence[float] = (4000, 8000), max_hz: float = 11_025
+) -> Figure:
+    """Spectrograms of recordings at their own rates on one frequency axis, with lines at ``marks_hz``.
+
+    The lines mark the top of the telephone band (4 kHz) and of what 16 kHz audio can hold
+    (8 kHz): energy between them is what a wideband recording carries and a phone line does not.
+    Above a file's own Nyquist frequency the panel is black: the file has nothing there.
+    """
+    fig, axes = plt.subplots(1, len(recordings), figsize=(5 * len(recordings), 3.5), sharey=True, layout="constrained")
+    for ax, (name, (array, rate)) in zip(np.atleast_1d(axes), recordings.items()):
+        _show_spectrogram(ax, array, rate, max_hz=max_hz)
+        ax.set_facecolor("black")
+        ax.set_title(f"{name}: {rate / 1000:g} kHz")
+        for hz in marks_hz:
+            ax.axhline(hz, color="cyan", linestyle="--", linewidth=1)
+            ax.text(0.02, hz, f" {hz / 1000:g} kHz", color="cyan", va="bottom", fontsize=8, transform=ax.get_yaxis_transform())
+    return fig

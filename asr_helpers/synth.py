@@ -92,9 +92,14 @@ class Utterance:
     pitch: int
     amplitude: int
 
+    @property
+    def rate(self) -> int:
+        """The sampling rate of :meth:`audio` and of the file: 8 kHz, MInDS-14's telephone rate."""
+        return SAMPLE_RATE
+
     def audio(self) -> np.ndarray:
-        """The recording at 8 kHz as floats in [-1, 1]: here the clean speech, as the course has it."""
-        return speak(self.text, self.voice, self.speed, self.pitch, self.amplitude)
+        """The recording at :attr:`rate` as floats in [-1, 1]: here the clean speech, as the course has it."""
+        return speak(self.text, self.voice, self.speed, self.pitch, self.amplitude, self.rate)
 
     def row(self, duration_s: float) -> dict[str, object]:
         """The metadata.csv columns every corpus has: the file, its transcript, how the voice was made."""
@@ -118,18 +123,18 @@ class CourseUtterance(Utterance):
         }
 
 
-def speak(text: str, voice: str, speed: int, pitch: int, amplitude: int) -> np.ndarray:
-    """Run espeak-ng and return its speech at 8 kHz as float64 samples.
+def speak(text: str, voice: str, speed: int, pitch: int, amplitude: int, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Run espeak-ng and return its speech at ``rate`` (8 kHz unless asked) as float64 samples.
 
-    espeak-ng writes a 22050 Hz WAV to stdout; we resample it to the telephone rate ourselves,
-    with soxr's fixed HQ filter, so the same espeak-ng gives the same samples on every machine.
+    espeak-ng writes a 22050 Hz WAV to stdout; we resample it to the telephone rate (or ``rate``)
+    ourselves, with soxr's fixed HQ filter, so the same espeak-ng gives the same samples on every machine.
     """
     command = [
         "espeak-ng", "--stdout", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude), text,
     ]
     wav = subprocess.run(command, capture_output=True, check=True).stdout
-    samples, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    return soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ").astype(np.float64)
+    samples, native_rate = sf.read(io.BytesIO(wav), dtype="float32")
+    return soxr.resample(samples, native_rate, rate, quality="HQ").astype(np.float64)
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
@@ -141,10 +146,10 @@ def render(utterance: Utterance, out_dir: Path, compression_level: float | None)
     """Synthesise one utterance into its FLAC file and return its duration in seconds."""
     samples = to_pcm16(utterance.audio())
     sf.write(
-        out_dir / utterance.file, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16",
+        out_dir / utterance.file, samples, utterance.rate, format="FLAC", subtype="PCM_16",
         compression_level=compression_level,
     )
-    return len(samples) / SAMPLE_RATE
+    return len(samples) / utterance.rate
 
 
 def require_espeak() -> None:
@@ -173,11 +178,16 @@ def write_corpus(
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
         durations = pool.map(lambda utterance: render(utterance, out_dir, compression_level), plan)
         rows = [u.row(d) for u, d in tqdm(zip(plan, durations), total=len(plan), desc=desc, disable=not progress)]
+    return write_metadata(out_dir, rows, columns)
+
+
+def write_metadata(out_dir: Path, rows: Sequence[dict[str, object]], columns: Sequence[str]) -> Path:
+    """``out_dir/metadata.csv``, rows sorted by file: the same bytes whatever order they were made in."""
     metadata = out_dir / "metadata.csv"
     with metadata.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda row: row["file"]))
+        writer.writerows(sorted(rows, key=lambda row: str(row["file"])))
     return metadata
 
 

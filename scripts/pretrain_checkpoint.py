@@ -7,7 +7,8 @@ of words. This script does the whole job, from nothing but the repository and a 
 
 1. synthesise the pre-training corpus with ``generate_pretraining_corpus`` of this folder's
    ``pretraining_corpus.py`` (espeak-ng through :mod:`asr_helpers.synth`; general-English
-   sentences, many voices, noise, a telephone band; 8 kHz FLAC),
+   sentences, many voices, then ``--channels``: a telephone band at 8 kHz, or wideband and
+   telephone audio with noise, room echo and any level; FLAC),
 2. build the processor over the full alphabet (A-Z and the apostrophe), so any course text fits,
 3. train ``Wav2Vec2ForCTC`` of :func:`asr_helpers.modeling.small_config` with CTC (bf16 on a GPU,
    length-bucketed batches of about ``--batch-seconds`` of audio, AdamW, warm-up + cosine decay),
@@ -15,9 +16,9 @@ of words. This script does the whole job, from nothing but the repository and a 
    a zero-shot check, on the course corpus's test split,
 5. write the checkpoint (safetensors, processor, a model card README.md, training_log.json).
 
-Reproduce the shipped checkpoint with the commands its card lists under "Reproduce": two runs of
-about 8 minutes each on one H200 GPU with 16 CPU cores, synthesis included, the second starting
-from the first one's weights (``--init-from``) on a corpus of another seed. ``--minutes`` fits a
+Reproduce the shipped checkpoint with the commands its card lists under "Reproduce": five runs of
+6-9 minutes each on one H200 GPU with 16 CPU cores, synthesis included, each starting from the
+previous one's weights (``--init-from``) on a corpus of another seed. ``--minutes`` fits a
 run into a time budget (the speed of the first steps sets ``--max-steps``); the card records the
 step count it settled on, so the listed commands repeat the run without it. Rewrite the card from
 ``training_log.json`` alone with ``--card-only``.
@@ -82,6 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the corpus, the initialisation and the batches")
     parser.add_argument("--n-train", type=int, default=32_000, help="training utterances to synthesise")
     parser.add_argument("--n-heldout", type=int, default=400, help="held-out utterances (held-out voices)")
+    parser.add_argument(
+        "--channels", choices=tuple(pretrain.CHANNELS), default="telephone",
+        help="telephone: white noise and a telephone band, 8 kHz (the first runs); mixed: wideband and telephone, "
+        "noise of three colours, room echo, any level (scripts/pretraining_data/channels.json)",
+    )
     parser.add_argument("--max-steps", type=int, default=11_000, help="optimizer steps (defines the schedule)")
     parser.add_argument(
         "--minutes", type=float, default=0.0,
@@ -100,6 +106,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--init-from", type=Path, help="start from this checkpoint's weights (to train longer in several runs)")
     parser.add_argument(
         "--card-only", action="store_true", help="only rewrite --out's README.md from its training_log.json and config.json"
+    )
+    parser.add_argument(
+        "--domain-shift", type=Path,
+        help="with --card-only: keep this benchmarks/domain_shift.py result in training_log.json and put its table in the card",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-course-eval", action="store_true", help="skip the zero-shot course test evaluation")
@@ -277,6 +287,73 @@ def espeak_version() -> str:
         return "unknown"
 
 
+def channel_text(channels: str) -> str:
+    """The card's words for a corpus's channel (``--channels``), with the ranges it was drawn from."""
+    if channels == "telephone":
+        return (
+            f"white noise at {pretrain.SNR_DB[0]:.0f}-{pretrain.SNR_DB[1]:.0f} dB SNR and a telephone band-pass (low edge"
+            f" {pretrain.TELEPHONE_LOW_HZ[0]}-{pretrain.TELEPHONE_LOW_HZ[1]} Hz, high edge {pretrain.TELEPHONE_HIGH_HZ[0]}-"
+            f"{pretrain.TELEPHONE_HIGH_HZ[1]} Hz); saved as 8 kHz 16-bit FLAC, as the course corpus is."
+        )
+    m = pretrain.MIXED
+    return (
+        f"`--channels mixed` (`scripts/pretraining_data/channels.json`): {m['wideband_share']:.0%} of the rows wideband"
+        f" (a microphone's band, {m['wide_low_hz'][0]}-{m['wide_low_hz'][1]} Hz up to {m['wide_high_hz'][0]}-{m['wide_high_hz'][1]} Hz,"
+        f" saved as 16 kHz FLAC), the others a telephone band ({pretrain.TELEPHONE_LOW_HZ[0]}-{pretrain.TELEPHONE_LOW_HZ[1]} Hz up to"
+        f" {pretrain.TELEPHONE_HIGH_HZ[0]}-{pretrain.TELEPHONE_HIGH_HZ[1]} Hz, saved at 8 kHz); white, pink or brown noise at"
+        f" {m['snr_db'][0]:.0f}-{m['snr_db'][1]:.0f} dB SNR on {m['noise_share']:.0%}; room echo (RT60 {m['rt60_s'][0]}-{m['rt60_s'][1]} s)"
+        f" on {m['echo_share']:.0%}; peak level {m['peak_dbfs'][0]:.0f} to {m['peak_dbfs'][1]:.0f} dBFS. Every file reaches the model resampled to 16 kHz."
+    )
+
+
+def channel_history(stages: list[dict]) -> str:
+    """Which runs heard which channels: the first runs only the telephone band."""
+    kinds = [stage.get("channels", "telephone") for stage in stages]
+    if len(set(kinds)) < 2:
+        return ""
+    runs = {kind: ", ".join(str(i) for i, k in enumerate(kinds, 1) if k == kind) for kind in dict.fromkeys(kinds)}
+    return "- **Runs by channel**: " + "; ".join(f"{kind}: run {numbers}" for kind, numbers in runs.items()) + (
+        f". The telephone corpus: {channel_text('telephone')}"
+    )
+
+
+def domain_shift_table(result: dict | None) -> str:
+    """The card's before/after table from ``benchmarks/domain_shift.py`` (no front end; greedy decoding)."""
+    if not result:
+        return ""
+    rows = []
+    for label, measured in result["results"].items():
+        for stage in ("base", "fine_tuned"):
+            row = measured[stage]["none"]
+            formats = sorted(k for k in row if k not in ("course_test", "unseen"))
+            rows.append(f"| {label} | {stage.replace('_', ' ')} | {row['course_test']:.3f} | {row['unseen']:.3f} | "
+                        + " | ".join(f"{row[f]:.3f}" for f in formats) + " |")
+    header = "| checkpoint | stage | course test | unseen, all | " + " | ".join(formats) + " |"
+    front_end = "; ".join(
+        f"{label}: {m['fine_tuned']['telephone']['unseen']:.3f} (without it {m['fine_tuned']['none']['unseen']:.3f})"
+        for label, m in result["results"].items()
+    )
+    minutes = " and ".join(f"{m['fine_tune_minutes']:.1f}" for m in result["results"].values())
+    return f"""
+### Before and after the course's fine-tuning, and on recordings unlike the corpus
+
+`python benchmarks/domain_shift.py` ({result['threads']} CPU threads, torch {result['torch']}): the course
+test split, and the unseen set of `asr_helpers/unseen` (36 recordings: new sentences, voices no model
+heard, one column per file format; `python -m asr_helpers evaluate --unseen` prints the same split).
+"fine tuned" is `python -m asr_helpers train`'s recipe from that checkpoint ({minutes} min from start to saved
+model, loading, four evaluations and saving included). Greedy decoding through `transcribe` (no language
+model, no front end).
+
+{header}
+| --- | --- | ---: | ---: | {' | '.join('---:' for _ in formats)} |
+{chr(10).join(rows)}
+
+A fixed telephone front end (every input resampled to 8 kHz and back) instead of wideband training,
+on the unseen set after fine-tuning: {front_end}. It helps a model that heard only the telephone
+band, but training on both bands helps far more, and a model that heard both loses by it.
+"""
+
+
 def write_card(out: Path, report: dict) -> None:
     c, a, t, d = report["config"], report["args"], report["train"], report["data"]
     train, held = d["train"], d["heldout"]
@@ -318,7 +395,7 @@ pipeline_tag: automatic-speech-recognition
 tags: [wav2vec2, ctc, synthetic-speech, espeak-ng, teaching]
 ---
 
-# course-base: a small Wav2Vec2 CTC model pre-trained on synthetic telephone speech
+# course-base: a small Wav2Vec2 CTC model pre-trained on synthetic speech, telephone band and wideband
 
 The starting point of the **offline** course: a {report['parameters'] / 1e6:.2f} M-parameter
 `Wav2Vec2ForCTC` that already transcribes synthetic English speech, so that fine-tuning it on the
@@ -338,7 +415,7 @@ attention mask (the processor in this folder does all that). {report['parameters
 
 ## Data
 
-Made by `generate_pretraining_corpus(seed={a['seed']})` of `scripts/pretraining_corpus.py` with espeak-ng
+Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}")` of `scripts/pretraining_corpus.py` with espeak-ng
 ({report['espeak']}); nothing of it ships, the seed regenerates it.{earlier_data}
 
 | split | utterances | hours | distinct sentences | distinct words | voices (accent + variant) |
@@ -356,10 +433,8 @@ Made by `generate_pretraining_corpus(seed={a['seed']})` of `scripts/pretraining_
   "train" variants of `scripts/pretraining_data/voices.json`. Never heard in training: the course test variants
   ({', '.join(synth.VARIANTS['test'])}), on which the course measures fine-tuning, and the held-out
   variants {', '.join(pretrain.VARIANTS['heldout'])}. Whispered, robotic and heavy-echo variants are not used.
-- **Channel**: speed {pretrain.SPEED_WPM[0]}-{pretrain.SPEED_WPM[1]} words/min, pitch {pretrain.PITCH[0]}-{pretrain.PITCH[1]}, level {pretrain.AMPLITUDE[0]}-{pretrain.AMPLITUDE[1]}; white noise
-  at {pretrain.SNR_DB[0]:.0f}-{pretrain.SNR_DB[1]:.0f} dB SNR, then a telephone band-pass (low edge {pretrain.TELEPHONE_LOW_HZ[0]}-{pretrain.TELEPHONE_LOW_HZ[1]} Hz, high edge
-  {pretrain.TELEPHONE_HIGH_HZ[0]}-{pretrain.TELEPHONE_HIGH_HZ[1]} Hz); saved as 8 kHz 16-bit FLAC and resampled to 16 kHz for the model, as the
-  course corpus is.
+- **Channel**: speed {pretrain.SPEED_WPM[0]}-{pretrain.SPEED_WPM[1]} words/min, pitch {pretrain.PITCH[0]}-{pretrain.PITCH[1]}, level {pretrain.AMPLITUDE[0]}-{pretrain.AMPLITUDE[1]}; then {channel_text(a.get('channels', 'telephone'))}
+{channel_history(stages)}
 
 ## Training
 
@@ -382,7 +457,7 @@ Made by `generate_pretraining_corpus(seed={a['seed']})` of `scripts/pretraining_
 | --- | --- | --- |
 | pre-training held-out split: {held['utterances']} utterances, held-out voices and sentences | {report['heldout']['wer']:.3f} | {report['heldout']['cer']:.3f} |
 {course_line}
-
+{domain_shift_table(report.get('domain_shift'))}
 ## Use
 
 ```python
@@ -412,6 +487,7 @@ def stage_summary(report: dict) -> dict:
     return {
         "reproduce": report["reproduce"],
         "seed": report["args"]["seed"],
+        "channels": report["args"].get("channels", "telephone"),
         "steps": t["steps"],
         "audio_hours_seen": round(t["audio_hours_seen"], 1),
         "train_minutes": round(t["train_minutes"], 2),
@@ -448,7 +524,11 @@ def reproduce_command(argv: list[str], max_steps: int) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.card_only:
-        report = json.loads((args.out / "training_log.json").read_text())
+        log_file = args.out / "training_log.json"
+        report = json.loads(log_file.read_text())
+        if args.domain_shift:
+            report["domain_shift"] = json.loads(args.domain_shift.read_text())
+            log_file.write_text(json.dumps(report, indent=1) + "\n")
         report["config"] = json.loads((args.out / "config.json").read_text())
         write_card(args.out, report)
         log(f"model card rewritten: {args.out / 'README.md'}")
@@ -466,7 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"command: {command}")
     log(f"device {device}, torch {torch.__version__}, {os.cpu_count()} CPUs")
 
-    corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-seed{args.seed}-{args.n_train}-{args.n_heldout}"
+    corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-{args.channels}-seed{args.seed}-{args.n_train}-{args.n_heldout}"
     metadata = corpus_dir / "metadata.csv"
     t0 = time.perf_counter()
     if metadata.is_file() and len(read_rows(metadata)) == args.n_train + args.n_heldout:
@@ -475,7 +555,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"synthesising {args.n_train} + {args.n_heldout} utterances into {corpus_dir}")
         metadata = pretrain.generate_pretraining_corpus(
             corpus_dir, seed=args.seed, n_train=args.n_train, n_heldout=args.n_heldout,
-            workers=args.workers, progress=False,
+            workers=args.workers, progress=False, channels=args.channels,
         )
     synth_s = time.perf_counter() - t0
     rows = read_rows(metadata)

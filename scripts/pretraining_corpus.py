@@ -4,13 +4,17 @@ The offline course fine-tunes a small checkpoint (asr_helpers/checkpoints/course
 first trained on this corpus, made by the course corpus's synthesis path
 (:mod:`asr_helpers.synth`): general English from a grammar of everyday topics (never a banking
 request, never a sentence of the course corpus), spoken by many more espeak-ng voices at wider
-speeds and pitches, with light noise and a telephone band on top. The course TEST variants are
-never heard in pre-training, so the course's goal is measured on voices both models have never
-heard. A second set of variants, ``VARIANTS["heldout"]``, is kept out of pre-training too: the
-checkpoint's card reports its error rates on them.
+speeds and pitches, then a channel (``channels.py``). The first runs heard ``--channels
+telephone`` (white noise and a telephone band, 8 kHz, like the course corpus); a model that knows
+only that band hears a laptop's 16-48 kHz recording as noise, so later runs hear ``--channels
+mixed``: wideband and telephone band, three colours of noise, room echo, any level. The course TEST
+variants are never heard in pre-training, so the course's goal is measured on voices both models
+have never heard. A second set of variants, ``VARIANTS["heldout"]``, is kept out of pre-training
+too: the checkpoint's card reports its error rates on them, and the unseen set
+(``unseen_set.py``) is spoken by them.
 
-The grammar and the voice lists are data, in ``pretraining_data/``; the everyday lexicon of the
-word lists is ``scripts/pretraining_data/words.txt``.
+The grammar, the voice lists and the mixed channels' ranges are data, in ``pretraining_data/``;
+the everyday lexicon of the word lists is ``scripts/pretraining_data/words.txt``.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ import numpy as np
 
 from asr_helpers import synth
 from asr_helpers.text import spell_number, spell_ordinal, spell_year
+from channels import NOISE_COLOURS, TELEPHONE_RATE, WIDEBAND_RATE, Channel
 
 DATA_DIR = Path(__file__).resolve().parent / "pretraining_data"
 WORDS_FILE = Path(__file__).parent / "pretraining_data" / "words.txt"
 SPLITS: tuple[str, ...] = ("train", "heldout")
 METADATA_COLUMNS: tuple[str, ...] = (
-    "file", "split", "transcription", "voice", "speed", "pitch", "amplitude", "snr_db", "band_hz",
-    "duration_s",
+    "file", "split", "transcription", "voice", "speed", "pitch", "amplitude", "rate", "band_hz", "noise",
+    "snr_db", "rt60_s", "peak_dbfs", "duration_s",
 )
 SPEED_WPM = (120, 260)
 PITCH = (5, 95)
@@ -40,10 +45,10 @@ AMPLITUDE = (30, 90)
 SNR_DB = (15.0, 40.0)  # white noise added before the telephone band-pass
 TELEPHONE_LOW_HZ = (200, 400)  # the band-pass edges vary around the classic 300-3400 Hz line
 TELEPHONE_HIGH_HZ = (3200, 3700)
-TELEPHONE_EDGE_HZ = 100.0  # width of the raised-cosine transition at each edge
 HELDOUT_SHARE = 20  # one sentence in 20 may go to the held-out split, never to train
 WORD_LIST_LENGTH = (3, 8)
 
+MIXED: dict[str, tuple[float, float] | float] = synth.read_tables(DATA_DIR / "channels.json")["mixed"]
 GRAMMAR: dict[str, tuple[str, ...]] = synth.read_tables(DATA_DIR / "grammar.json")["rules"]
 _VOICES = synth.read_tables(DATA_DIR / "voices.json")
 VARIANTS: dict[str, tuple[str, ...]] = _VOICES["variants"]  # split -> espeak-ng variants
@@ -143,52 +148,70 @@ def pretraining_sentences(seed: int, split: str, n: int) -> list[str]:
     return sentences
 
 
-def telephone_band(samples: np.ndarray, low_hz: float, high_hz: float, rate: int = synth.SAMPLE_RATE) -> np.ndarray:
-    """Band-pass ``samples`` to [low_hz, high_hz] with raised-cosine edges, in the frequency domain."""
-    size = 1 << max(len(samples) - 1, 1).bit_length()  # a power of two: prime lengths are slow
-    spectrum = np.fft.rfft(samples, size)
-    freqs = np.fft.rfftfreq(size, 1 / rate)
-    rise = np.clip((freqs - (low_hz - TELEPHONE_EDGE_HZ / 2)) / TELEPHONE_EDGE_HZ, 0, 1)
-    fall = np.clip(((high_hz + TELEPHONE_EDGE_HZ / 2) - freqs) / TELEPHONE_EDGE_HZ, 0, 1)
-    gain = (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
-    return np.fft.irfft(spectrum * gain, size)[: len(samples)]
+def draw_telephone(rng: random.Random) -> Channel:
+    """The first corpus's channel: white noise, then a telephone band-pass, at 8 kHz.
+
+    Drawn in the order the first checkpoint's corpora drew it, so ``--channels telephone``
+    regenerates them exactly.
+    """
+    snr_db = round(rng.uniform(*SNR_DB), 1)
+    band_hz = (rng.randint(*TELEPHONE_LOW_HZ), rng.randint(*TELEPHONE_HIGH_HZ))
+    return Channel(
+        rate=TELEPHONE_RATE, band_hz=band_hz, noise="white", snr_db=snr_db, seed=rng.getrandbits(32),
+    )
 
 
-def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """White noise at ``snr_db`` below the power of the speech (samples within 40 dB of the peak)."""
-    peak = np.max(np.abs(samples)) if len(samples) else 0.0
-    active = samples[np.abs(samples) > peak * 0.01] if peak > 0 else samples
-    power = float(np.mean(active**2)) if len(active) else 0.0
-    noise = rng.standard_normal(len(samples)) * np.sqrt(power / 10 ** (snr_db / 10))
-    return samples + noise
+def draw_mixed(rng: random.Random) -> Channel:
+    """Any channel a learner's recording may have come through (the ranges are MIXED's).
+
+    Wideband rows are kept at 16 kHz, the model's rate: a file at 22-48 kHz reaches the model
+    resampled to 16 kHz, so what its microphone adds above 8 kHz is never heard anyway.
+    """
+    if rng.random() < MIXED["wideband_share"]:
+        rate, band_hz = WIDEBAND_RATE, (rng.randint(*MIXED["wide_low_hz"]), rng.randint(*MIXED["wide_high_hz"]))
+    else:
+        rate, band_hz = TELEPHONE_RATE, (rng.randint(*TELEPHONE_LOW_HZ), rng.randint(*TELEPHONE_HIGH_HZ))
+    noisy = rng.random() < MIXED["noise_share"]
+    echo = rng.random() < MIXED["echo_share"]
+    return Channel(
+        rate=rate, band_hz=band_hz, noise=rng.choice(tuple(NOISE_COLOURS)) if noisy else "none",
+        snr_db=round(rng.uniform(*MIXED["snr_db"]), 1) if noisy else 0.0,
+        rt60_s=round(rng.uniform(*MIXED["rt60_s"]), 2) if echo else 0.0,
+        drr_db=round(rng.uniform(*MIXED["drr_db"]), 1) if echo else 0.0,
+        peak_dbfs=round(rng.uniform(*MIXED["peak_dbfs"]), 1), seed=rng.getrandbits(32),
+    )
+
+
+CHANNELS: dict[str, Callable[[random.Random], Channel]] = {"telephone": draw_telephone, "mixed": draw_mixed}
 
 
 @dataclass(frozen=True)
 class PretrainUtterance(synth.Utterance):
-    """A pre-training recording: the course's speech, then noise and a telephone band."""
+    """A pre-training recording: the course's speech, then its own :class:`Channel`."""
 
-    snr_db: float
-    band_hz: tuple[int, int]
-    noise_seed: int
+    channel: Channel
+
+    @property
+    def rate(self) -> int:
+        """The channel's rate: 8 kHz for the telephone band, 16 kHz for wideband."""
+        return self.channel.rate
 
     def audio(self) -> np.ndarray:
-        """The clean speech with its own noise (seeded per row), then band-passed like a phone line."""
-        noisy = add_noise(super().audio(), self.snr_db, np.random.default_rng(self.noise_seed))
-        return telephone_band(noisy, *self.band_hz)
+        """The clean speech at the channel's rate, then the channel (its noise seeded per row)."""
+        return self.channel.apply(super().audio())
 
     def row(self, duration_s: float) -> dict[str, object]:
         """The shared columns plus the channel, so a row says exactly how its audio was made."""
-        return {
-            **super().row(duration_s), "amplitude": self.amplitude, "snr_db": f"{self.snr_db:.1f}",
-            "band_hz": f"{self.band_hz[0]}-{self.band_hz[1]}",
-        }
+        return {**super().row(duration_s), "amplitude": self.amplitude, **self.channel.columns()}
 
 
-def plan_pretraining(seed: int = 0, n_train: int = 12_000, n_heldout: int = 400) -> list[PretrainUtterance]:
+def plan_pretraining(
+    seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, channels: str = "telephone"
+) -> list[PretrainUtterance]:
     """The pre-training corpus as a list of utterances, before any audio exists.
 
-    Each row's voice, speed, pitch, level, noise and band come from a generator seeded with
-    (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are.
+    Each row's voice, speed, pitch, level and channel (:data:`CHANNELS`) come from a generator
+    seeded with (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are.
     """
     plan = []
     for split, n in zip(SPLITS, (n_train, n_heldout)):
@@ -198,10 +221,7 @@ def plan_pretraining(seed: int = 0, n_train: int = 12_000, n_heldout: int = 400)
             plan.append(
                 PretrainUtterance(
                     file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
-                    speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE),
-                    snr_db=round(rng.uniform(*SNR_DB), 1),
-                    band_hz=(rng.randint(*TELEPHONE_LOW_HZ), rng.randint(*TELEPHONE_HIGH_HZ)),
-                    noise_seed=rng.getrandbits(32),
+                    speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=CHANNELS[channels](rng),
                 )
             )
     return plan
@@ -209,7 +229,7 @@ def plan_pretraining(seed: int = 0, n_train: int = 12_000, n_heldout: int = 400)
 
 def generate_pretraining_corpus(
     out_dir: Path, seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, workers: int | None = None,
-    progress: bool = True,
+    progress: bool = True, channels: str = "telephone",
 ) -> Path:
     """Synthesise the pre-training corpus into ``out_dir`` and return its ``metadata.csv``.
 
@@ -219,6 +239,6 @@ def generate_pretraining_corpus(
     """
     synth.require_espeak()
     return synth.write_corpus(
-        out_dir, plan_pretraining(seed, n_train, n_heldout), SPLITS, METADATA_COLUMNS,
+        out_dir, plan_pretraining(seed, n_train, n_heldout, channels), SPLITS, METADATA_COLUMNS,
         workers=workers, progress=progress, desc="synth-pretrain",
     )

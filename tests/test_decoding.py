@@ -21,6 +21,7 @@ from asr_helpers import decoding, inference, ngram
 from asr_helpers.__main__ import main
 from asr_helpers.data import CORPUS_DIR
 from asr_helpers.decoding import BeamSearchDecoder, BeamSettings, Word
+from asr_helpers.text import normalize_text
 
 SENTENCES = ["I want to pay a bill", "I want to freeze my card", "can you freeze my card please", "pay my gas bill"]
 
@@ -266,3 +267,25 @@ def test_evaluate_prints_wer_and_cer_with_a_progress_bar(model_dir, arpa, small_
     (small_corpus / "test" / "test_0001.flac").write_bytes(b"")
     assert main(["evaluate", "--model", str(model_dir), "--corpus", str(small_corpus)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_evaluate_unseen_prints_each_format_then_the_whole_set(model, processor, model_dir, capsys):
+    """One line per file format (its band, its file count), then all 36: scored over the sentences
+    together, as greedy ``transcribe`` would score them."""
+    from asr_helpers.data import load_unseen_set
+    from asr_helpers.inference import transcribe
+    from asr_helpers.metrics import character_error_rate, word_error_rate
+
+    assert main(["evaluate", "--model", str(model_dir), "--unseen"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    unseen = load_unseen_set()
+    formats = sorted(set(unseen["format"]))
+    bands = {name: band for name, band in zip(unseen["format"], unseen["band"])}
+    assert [line.split()[:3] for line in lines[:-1]] == [[name, bands[name], "files=6"] for name in formats]
+    hypotheses = transcribe(model, processor, list(unseen["path"]))
+    references = [normalize_text(text) for text in unseen["transcription"]]
+    wer, cer = word_error_rate(hypotheses, references), character_error_rate(hypotheses, references)
+    assert lines[-1].split() == ["all", "files=36", f"wer={wer:.4f}", f"cer={cer:.4f}"]
+    with pytest.raises(SystemExit):  # one evaluation set at a time
+        main(["evaluate", "--model", str(model_dir), "--unseen", "--corpus", "x"])
+    assert "argument --corpus: not allowed with argument --unseen" in capsys.readouterr().err

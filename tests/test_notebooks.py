@@ -58,7 +58,7 @@ def test_training_arguments_cell_is_what_the_cli_uses(mode, cuda, tmp_path, monk
     exec(source.replace("model_dir = training.course_model_dir(MODE)", ""), scope)
     cell_args = scope["training_args"].to_dict()
     assert cell_args == training.training_arguments(tmp_path, recipe).to_dict()
-    assert cell_args["max_steps"] == {"offline": 510, "hub": 2000 if cuda else 100}[mode]
+    assert cell_args["max_steps"] == {"offline": 450, "hub": 2000 if cuda else 100}[mode]
     assert cell_args["eval_on_start"] is True
 
 

@@ -197,7 +197,7 @@ def test_course_audio_is_the_clean_speech_of_its_planned_voice(monkeypatch: pyte
     monkeypatch.setattr(synth, "speak", lambda *args: calls.append(args) or speech)
     utterance = plan_corpus(14, 1, 0)[0]
     assert utterance.audio() is speech
-    assert calls == [(utterance.text, utterance.voice, utterance.speed, utterance.pitch, synth.AMPLITUDE)]
+    assert calls == [(utterance.text, utterance.voice, utterance.speed, utterance.pitch, synth.AMPLITUDE, 8000)]
 
 
 def test_samples_are_rounded_and_clipped_to_16_bits() -> None:

@@ -55,9 +55,9 @@ def test_recipe_for_scales_steps_in_proportion(capsys):
     assert recipe["learning_rate"] == RECIPES["course"]["learning_rate"]  # rates do not scale
     assert capsys.readouterr().out.startswith("recipe: course, 30 steps (")
     course = recipe_for("offline", verbose=False)
-    assert (course["max_steps"], course["warmup_steps"], course["eval_steps"]) == (510, 51, 170)  # recipes.json's own
+    assert (course["max_steps"], course["warmup_steps"], course["eval_steps"]) == (450, 45, 150)  # recipes.json's own
     assert recipe_for("offline", 3, verbose=False)["logging_steps"] == 1  # never 0
-    assert RECIPES["course"]["max_steps"] == 510 and "name" not in RECIPES["course"]  # the data is left alone
+    assert RECIPES["course"]["max_steps"] == 450 and "name" not in RECIPES["course"]  # the data is left alone
     assert capsys.readouterr().out == ""
 
 
