@@ -143,6 +143,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from asr_helpers.audio import AudioDecodeError
     from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set
     from asr_helpers.decoding import load_each, transcribe_words
+    from asr_helpers.metrics import word_error_rates_by
     from asr_helpers.text import normalize_text
 
     try:
@@ -160,10 +161,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not args.unseen:
         print(_scores(hypotheses, references))
         return 0
-    for name in sorted(set(rows["format"])):
-        chosen = [index for index, value in enumerate(rows["format"]) if value == name]
-        band = rows["band"][chosen[0]]
-        print(f"{name:<15} {band:<9} files={len(chosen):<3} " + _scores([hypotheses[i] for i in chosen], [references[i] for i in chosen]))
+    bands = dict(zip(rows["format"], rows["band"]))
+    for name, (wer, cer, files) in word_error_rates_by(hypotheses, references, list(rows["format"])).items():
+        print(f"{name:<15} {bands[name]:<9} files={files:<3} wer={wer:.4f} cer={cer:.4f}")
     print(f"{'all':<25} files={len(rows):<3} " + _scores(hypotheses, references))
     return 0
 

@@ -147,6 +147,22 @@ def character_error_rate(predictions: list[str], references: list[str]) -> float
     return float(jiwer.cer(list(references), list(predictions)))
 
 
+def word_error_rates_by(
+    predictions: list[str], references: list[str], groups: list[str]
+) -> dict[str, tuple[float, float, int]]:
+    """WER, CER and sentence count of each group (a file format, a voice...), groups sorted by name.
+
+    Each group is scored over its sentences together, like the whole set, not as a mean of
+    sentence scores: a long sentence weighs more than a short one.
+    """
+    rates = {}
+    for name in sorted(set(groups)):
+        chosen = [i for i, group in enumerate(groups) if group == name]
+        hypotheses, truths = [predictions[i] for i in chosen], [references[i] for i in chosen]
+        rates[name] = (word_error_rate(hypotheses, truths), character_error_rate(hypotheses, truths), len(chosen))
+    return rates
+
+
 def format_alignment(reference: str, hypothesis: str) -> str:
     """Draw the word alignment as three lines, REF, HYP and the S/D/I marks, to see where errors are.
 

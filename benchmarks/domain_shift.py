@@ -41,7 +41,7 @@ from asr_helpers import preprocessing  # noqa: E402
 from asr_helpers.audio import TARGET_SAMPLING_RATE, load_audio, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set  # noqa: E402
 from asr_helpers.inference import load_trained, transcribe  # noqa: E402
-from asr_helpers.metrics import word_error_rate  # noqa: E402
+from asr_helpers.metrics import word_error_rate, word_error_rates_by  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
 from asr_helpers.training import fine_tune  # noqa: E402
 
@@ -70,7 +70,7 @@ def checkpoint_at(revision: str, folder: Path) -> Path:
 
 
 def word_error_rates(model_dir: Path, sets: dict[str, tuple[list[np.ndarray], list[str], list[str]]]) -> dict[str, dict]:
-    """WER of ``model_dir`` on each set, per front end; the unseen set also per file format."""
+    """WER of ``model_dir`` on each set, per front end; the unseen set also per file format (its groups)."""
     model, processor = load_trained(model_dir)
     results: dict[str, dict] = {}
     for front_end, apply in FRONT_ENDS.items():
@@ -78,9 +78,8 @@ def word_error_rates(model_dir: Path, sets: dict[str, tuple[list[np.ndarray], li
         for name, (arrays, references, groups) in sets.items():
             hypotheses = transcribe(model, processor, [apply(array) for array in arrays])
             row[name] = round(word_error_rate(hypotheses, references), 4)
-            for group in sorted(set(groups)) if name == "unseen" else ():
-                chosen = [i for i, g in enumerate(groups) if g == group]
-                row[group] = round(word_error_rate([hypotheses[i] for i in chosen], [references[i] for i in chosen]), 4)
+            for group, (wer, _, _) in word_error_rates_by(hypotheses, references, groups).items():
+                row[group] = round(wer, 4)
         results[front_end] = row
     return results
 

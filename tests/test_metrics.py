@@ -27,6 +27,7 @@ from asr_helpers.metrics import (
     load_metric,
     make_compute_metrics,
     word_error_rate,
+    word_error_rates_by,
 )
 
 # ---------------------------------------------------------------- hand-computed error rates
@@ -378,3 +379,13 @@ def test_make_compute_metrics_decodes_and_scores(letter_processor, as_tuple: boo
     # words: HELO vs HELLO is 1 S over 2 + 1 words; characters: 1 D over 11 + 5
     assert scores == {"wer": pytest.approx(1 / 3, abs=1e-12), "cer": pytest.approx(1 / 16, abs=1e-12)}
     np.testing.assert_array_equal(labels, labels_before)
+
+
+def test_rates_by_group_pool_each_groups_sentences():
+    """Group "a": 2 errors over its 4 reference words (0.5), not the mean of its sentence WERs ((1 + 1/3) / 2)."""
+    predictions = ["A B C D", "X", "E F G H"]
+    references = ["A B C D", "Y", "E F G"]
+    rates = word_error_rates_by(predictions, ["A B C D", "Y", "E F G"], ["b", "a", "a"])
+    assert list(rates) == ["a", "b"]
+    assert rates["a"] == (pytest.approx(2 / 4), pytest.approx(character_error_rate(predictions[1:], references[1:])), 2)
+    assert rates["b"] == (0.0, 0.0, 1)
