@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr_helpers.audio import TARGET_SAMPLING_RATE
+from asr_helpers.synth import SAMPLE_RATE
+
 NOISE_COLOURS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power falls as 1/f**exponent
 EDGE_HZ = 100.0  # width of the raised-cosine transition at each band edge
-TELEPHONE_RATE = 8000  # a phone line carries 8 kHz audio: nothing above 4 kHz survives it
-WIDEBAND_RATE = 16_000  # the model's own rate: every wider recording is resampled to it first
+TELEPHONE_RATE = SAMPLE_RATE  # the course corpus's 8 kHz: nothing above 4 kHz survives a phone line
+WIDEBAND_RATE = TARGET_SAMPLING_RATE  # the model's own 16 kHz: every wider recording is resampled to it first
 
 
 def band_pass(samples: np.ndarray, low_hz: float, high_hz: float, rate: int) -> np.ndarray:
