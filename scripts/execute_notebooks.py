@@ -8,7 +8,8 @@ Each notebook runs in a fresh kernel from the notebooks/ folder, with the enviro
 suite uses (offline mode, a new cache folder), and prints its run time. Volatile metadata (cell
 timings, widget state) is dropped so that notebooks stay clean in git. Before running, each
 notebook's Colab badge and set-up cell are rewritten from the repository URL in pyproject.toml,
-the one place it is written (``tests/test_notebooks.py`` checks that they agree).
+the one place it is written (``tests/test_notebooks.py`` checks that they agree): a fork changes
+that URL and runs this script.
 """
 
 from __future__ import annotations
@@ -30,18 +31,34 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 SETUP_CELL = """\
-# Set-up. In Colab: the course package, its dependencies at the versions it was tested with,
-# except PyTorch (Colab keeps its own CUDA build). Locally: nothing to do.
+# Set-up. In Colab: clone the course, then install it and only what Colab lacks or has too old for
+# it, in versions that Colab's own packages accept (scripts/colab_setup.py). Locally: nothing to do.
 import sys
 
 if "google.colab" in sys.modules:
-    !git clone --quiet --depth 1 {url} /content/course
-    !grep -v "^torch==" /content/course/requirements.txt > /content/constraints.txt
-    %pip install --quiet --constraint /content/constraints.txt /content/course
+    import os, runpy, subprocess
+
+    class SetupError(Exception):  # IPython shows it in one line, and "Run all" stops here
+        _render_traceback_ = lambda self: [f"SetupError: {{self}}"]
+
+    REPOSITORY = "{url}"
+    if not os.path.isdir("/content/course"):
+        clone = subprocess.run(["git", "clone", "--quiet", "--depth", "1", REPOSITORY, "/content/course"],
+                               capture_output=True, text=True)
+        if clone.returncode:
+            raise SetupError(f"git clone {{REPOSITORY}} failed ({{' '.join(clone.stderr.split())}}): check the address "
+                             "and the network. A fork writes its own in pyproject.toml [project.urls] Repository, "
+                             "then runs python scripts/execute_notebooks.py to rewrite this cell.")
+    runpy.run_path("/content/course/scripts/colab_setup.py")["main"]()
 
 from asr_helpers.data import resolve_mode
 
 MODE = resolve_mode()  # "hub" when the Hugging Face Hub answers, else "offline" (shipped corpus and model)"""
+"""The second cell of every notebook, formatted with :func:`repository_url`. Plain Python (no ``!``
+or ``%`` lines): a failed ``!git clone`` would not stop the cell, and the tests can run it. A
+failed clone stops it with one line, as ``scripts/colab_setup.py``'s own ``SetupError`` does
+(``SystemExit`` would add IPython's banner and a "To exit" warning). The install itself lives in
+``scripts/colab_setup.py``, where ``tests/test_colab.py`` resolves it."""
 
 
 def repository_url() -> str:
