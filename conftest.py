@@ -4,7 +4,8 @@ Everything runs offline and on a fresh cache, so results do not depend on the ne
 an earlier run left behind; kernels started by nbval inherit these variables (set before any
 library is imported: huggingface_hub and datasets read them at import).
 
-Fixtures: a small processor built from a vocabulary, and audio files written on the fly.
+Fixtures: a small processor built from a vocabulary, a small ARPA language model, and audio files
+written on the fly.
 Markers (registered in ``pyproject.toml``): ``slow`` for training runs, command-line subprocesses
 and wav2vec2-base-sized models (``-m "not slow"`` leaves them out), ``gpu`` for tests that need
 CUDA, skipped here without it.
@@ -28,10 +29,12 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from asr_helpers import ngram  # noqa: E402
 from asr_helpers.modeling import load_model  # noqa: E402
 from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
 
+LM_SENTENCES = ["I want to pay a bill", "I want to freeze my card", "can you freeze my card please", "pay my gas bill"]
 SENTENCES = [
     "hi I'd like to check my balance",
     "can you freeze my card please",
@@ -65,6 +68,13 @@ def model_dir(model, processor, tmp_path_factory):
 def processor(tmp_path_factory):
     vocab = build_vocab(normalize_text(s) for s in SENTENCES)
     return build_processor(vocab, tmp_path_factory.mktemp("processor"))
+
+
+@pytest.fixture(scope="session")
+def arpa(tmp_path_factory) -> Path:
+    """A Kneser-Ney trigram of four short banking sentences, as an ARPA file: 16 unigrams, 20 bigrams, 19 trigrams."""
+    sentences = ngram.sentences_from_text(LM_SENTENCES)
+    return ngram.write_arpa(ngram.kneser_ney(sentences, 3), tmp_path_factory.mktemp("lm") / "lm.arpa")
 
 
 def tone(freq: float, seconds: float, rate: int) -> np.ndarray:

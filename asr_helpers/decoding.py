@@ -1,7 +1,7 @@
-"""Decoding beyond greedy (notebook 07): CTC by hand, beam search with a lexicon and an n-gram
-language model (flashlight-text's decoders, KenLM inside), word timestamps and forced alignment.
+"""Decoding beyond greedy (notebook 07): CTC by hand, word timestamps and forced alignment, and
+transcription into timed words, greedy or with a beam search (:mod:`asr_helpers.beam_search`).
 
-Every decoder here starts from the same thing, the model's log-probabilities for every 20 ms
+Every decoder starts from the same thing, the model's log-probabilities for every 20 ms
 frame of a whole recording (:func:`frame_log_probs`), so greedy, beam and beam + LM differ only
 in how they read those frames, and word times are frame numbers times the frame's duration.
 """
@@ -9,23 +9,14 @@ in how they read those frames, and word times are frame numbers times the frame'
 from __future__ import annotations
 
 import itertools
-import math
-import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from flashlight.lib.text.decoder import (
-    CriterionType, LexiconDecoder, LexiconDecoderOptions, LexiconFreeDecoder, LexiconFreeDecoderOptions, SmearingMode,
-    Trie, ZeroLM,
-)
-from flashlight.lib.text.decoder.kenlm import KenLM
-from flashlight.lib.text.dictionary import Dictionary
 from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
@@ -33,7 +24,6 @@ from asr_helpers.audio import AudioDecodeError, load_audio
 from asr_helpers.checks import ConvGeometry
 from asr_helpers.inference import frame_logits
 from asr_helpers.metrics import align
-from asr_helpers.ngram import UNK, read_arpa_vocabulary
 
 GROUP = 32
 """Recordings per call to the model in :func:`transcribe_words`: a few batches' worth."""
@@ -158,89 +148,7 @@ def forced_align(log_probs: np.ndarray, targets: Sequence[int], blank: int) -> l
     return path[::-1]
 
 
-# --- beam search with flashlight-text ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BeamSettings:
-    """The beam search's knobs. ``lm_weight`` scales the LM's log-probability against the model's,
-    ``word_score`` is added per word (it offsets the LM's pull towards fewer, shorter words)."""
-
-    beam_size: int = 50
-    beam_threshold: float = 25.0
-    lm_weight: float = 0.5
-    word_score: float = 0.0
-
-
-@contextmanager
-def c_stderr_silenced() -> Iterator[None]:
-    """Send what C++ code writes to stderr (KenLM's loading progress) to /dev/null: the command
-    line keeps stderr for one line per failed file, and a notebook for nothing."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-class BeamSearchDecoder:
-    """flashlight-text's CTC beam search over a model's tokens, as notebook 07 builds it cell by cell.
-
-    With ``lm_path`` (an ARPA file) it is a *lexicon* decoder: it can only write the words of the
-    LM's vocabulary, spelled letter by letter in a trie, and scores each finished word with the
-    LM. With ``words`` but no LM, the same lexicon decoder with a zero LM. With neither, a
-    lexicon-free beam search over the letters, with no word knowledge at all.
-    """
-
-    def __init__(self, tokens: Sequence[str], frame_s: float, lm_path: str | Path | None = None,
-                 settings: BeamSettings = BeamSettings(), *, words: Sequence[str] | None = None,
-                 blank: str = "<pad>", delimiter: str = "|") -> None:
-        self.tokens, self.frame_s, self.blank, self.delimiter = list(tokens), frame_s, blank, delimiter
-        token_dict = Dictionary(self.tokens)
-        blank_id, delimiter_id = token_dict.get_index(blank), token_dict.get_index(delimiter)
-        if lm_path is None and words is None:
-            options = LexiconFreeDecoderOptions(settings.beam_size, len(self.tokens), settings.beam_threshold,
-                                                0.0, 0.0, False, CriterionType.CTC)
-            self.decoder = LexiconFreeDecoder(options, ZeroLM(), delimiter_id, blank_id, [])
-            return
-        words = [w for w in (read_arpa_vocabulary(lm_path) if words is None else words) if set(w) <= set(self.tokens)]
-        word_dict = Dictionary([*words, UNK])
-        try:
-            with c_stderr_silenced():
-                lm = KenLM(str(lm_path), word_dict) if lm_path is not None else ZeroLM()
-        except RuntimeError as error:  # KenLM's message: where in its C++ it failed, then why
-            raise ValueError(f"{lm_path}: KenLM cannot read it: {str(error).splitlines()[-1]}") from None
-        trie = Trie(len(self.tokens), delimiter_id)
-        start = lm.start(False)
-        for word in words:
-            index = word_dict.get_index(word)
-            trie.insert([token_dict.get_index(letter) for letter in [*word, delimiter]], index, lm.score(start, index)[1])
-        trie.smear(SmearingMode.MAX)
-        options = LexiconDecoderOptions(settings.beam_size, len(self.tokens), settings.beam_threshold, settings.lm_weight,
-                                        settings.word_score, -math.inf, 0.0, False, CriterionType.CTC)
-        self.decoder = LexiconDecoder(options, trie, lm, delimiter_id, blank_id, word_dict.get_index(UNK), [], False)
-
-    @classmethod
-    def for_model(cls, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, lm_path: str | Path | None = None,
-                  settings: BeamSettings = BeamSettings()) -> BeamSearchDecoder:
-        """A decoder over ``processor``'s tokens, in the order of the model's logits."""
-        tokenizer = processor.tokenizer
-        tokens = tokenizer.convert_ids_to_tokens(list(range(model.config.vocab_size)))
-        return cls(tokens, frame_seconds(model, processor), lm_path, settings,
-                   blank=tokenizer.pad_token, delimiter=tokenizer.word_delimiter_token)
-
-    def frame_path(self, log_probs: torch.Tensor) -> list[str]:
-        """The best hypothesis as one token per frame (flashlight adds a word boundary before and after)."""
-        emissions = log_probs.float().contiguous()
-        best = self.decoder.decode(emissions.data_ptr(), *emissions.shape)[0]
-        return [self.tokens[index] for index in best.tokens[1:-1]]
-
-    def __call__(self, log_probs: torch.Tensor) -> list[Word]:
-        """Decode one recording's frames x tokens log-probabilities into timed words."""
-        return words_from_frames(self.frame_path(log_probs), self.frame_s, self.blank, self.delimiter)
+# --- greedy words and whole recordings ------------------------------------------------------
 
 
 def greedy_words(processor: Wav2Vec2Processor, log_probs: torch.Tensor, frame_s: float) -> list[Word]:
@@ -252,7 +160,7 @@ def greedy_words(processor: Wav2Vec2Processor, log_probs: torch.Tensor, frame_s:
 
 
 def transcribe_words(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray],
-                     decoder: BeamSearchDecoder | None = None, batch_size: int = 8, *, fast: bool = False,
+                     decoder: Callable[[torch.Tensor], list[Word]] | None = None, batch_size: int = 8, *, fast: bool = False,
                      progress: bool = False) -> list[list[Word]]:
     """Timed words of each 16 kHz recording, greedy or with ``decoder``; ``progress`` draws a bar on stderr.
 

@@ -1,5 +1,6 @@
 """A word n-gram language model (notebook 07): counted from training transcripts, smoothed with
-interpolated Kneser-Ney, written as an ARPA file that KenLM (inside flashlight-text) loads.
+interpolated Kneser-Ney, written as an ARPA file (the format KenLM and every decoder read), and
+read back to score word sequences for the course's beam search (:mod:`asr_helpers.beam_search`).
 
 Why build it here: the usual tool, KenLM's ``lmplz``, is a C++ program that PyPI does not ship,
 and the course's sentences are a few thousand words, so counting them in Python takes well
@@ -43,6 +44,32 @@ class NgramModel:
     def vocabulary(self) -> list[str]:
         """The words a decoder can spell: the unigrams, without the sentence markers and ``<unk>``."""
         return sorted(word for (word,) in self.entries[1] if word not in (BOS, EOS, UNK))
+
+    def log10_prob(self, context: Ngram, word: str) -> float:
+        """log10 P(word | context) by backing off, as KenLM reads an ARPA file: the longest n-gram
+        the file holds, plus the backoff weight of every longer context that had to be dropped.
+
+        A word outside the vocabulary is scored as ``<unk>``; only the last ``order - 1`` words
+        of ``context`` count.
+        """
+        word = word if (word,) in self.entries[1] else UNK
+        context = context[len(context) - self.order + 1 :] if self.order > 1 else ()
+        backoff = 0.0
+        for start in range(len(context) + 1):
+            history = context[start:]
+            entry = self.entries[len(history) + 1].get((*history, word))
+            if entry is not None:
+                return backoff + entry[0]
+            backoff += self.entries[len(history)][history][1] if history in self.entries.get(len(history), {}) else 0.0
+        raise ValueError(f"{word!r} has no unigram and the model no <unk>")  # unreachable for kneser_ney's models
+
+    def sentence_log10(self, sentence: str) -> float:
+        """log10 P of a whole sentence between ``<s>`` and ``</s>``: the sum of each word's :meth:`log10_prob`."""
+        words, total = (BOS,), 0.0
+        for word in [*sentence.split(), EOS]:
+            total += self.log10_prob(words, word)
+            words = (*words, word)
+        return total
 
 
 def sentences_from_text(lines: Iterable[str]) -> list[str]:
@@ -90,7 +117,7 @@ def kneser_ney(sentences: Iterable[str], order: int = 3) -> NgramModel:
     unigrams are interpolated with a uniform distribution, which gives ``<unk>`` its share.
     """
     if order < 2:
-        raise ValueError(f"order must be at least 2 (KenLM reads bigram models and up), got {order}")
+        raise ValueError(f"order must be at least 2 (the decoder reads bigram models and up), got {order}")
     sentences = [sentence for sentence in sentences if sentence.strip()]
     if not sentences:
         raise ValueError("no sentences to estimate a language model from")
@@ -145,12 +172,44 @@ def read_arpa_counts(path: str | Path) -> dict[int, int]:
     return {int(n): int(count) for n, count in re.findall(r"^ngram (\d+)=(\d+)$", header, flags=re.MULTILINE)}
 
 
-def read_arpa_vocabulary(path: str | Path) -> list[str]:
-    """The words of an ARPA file's unigram section, without ``<s>``, ``</s>`` and ``<unk>``:
-    the decoder's lexicon, so the one file says which words exist and how likely they are."""
-    text = Path(path).read_text(encoding="utf-8")
-    if "\\1-grams:" not in text:
-        raise ValueError(f"{path}: not an ARPA language model (no \\1-grams: section)")
-    section = text.split("\\1-grams:", 1)[1].split("\\", 1)[0]
-    words = (line.split("\t")[1] for line in section.splitlines() if line.strip())
-    return [word for word in words if word not in (BOS, EOS, UNK)]
+def read_arpa(path: str | Path) -> NgramModel:
+    """Read an ARPA file (:func:`write_arpa`'s, or any tool's) into the model the decoder scores with.
+
+    Every problem is one line naming the file: not ARPA, an order below 2, a line that is not
+    ``log10 p, n words[, backoff]``, counts that disagree with the header, or no ``<unk>``/``</s>``.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not an ARPA language model (not UTF-8 text)") from None
+    if "\\data\\" not in (line.strip() for line in lines):
+        raise ValueError(f"{path}: not an ARPA language model (no \\data\\ header)")
+    counts = read_arpa_counts(path)
+    entries: dict[int, dict[Ngram, tuple[float, float]]] = {}
+    n = 0
+    for number, line in enumerate(lines, start=1):
+        header = re.fullmatch(r"\\(\d+)-grams:", line.strip())
+        if header:
+            n = int(header.group(1))
+            entries[n] = {}
+        elif line.strip() in ("", "\\end\\") or n == 0:
+            continue
+        else:
+            fields = line.split()
+            try:
+                logprob, words = float(fields[0]), tuple(fields[1 : n + 1])
+                backoff = float(fields[n + 1]) if len(fields) == n + 2 else 0.0
+            except (ValueError, IndexError):
+                raise ValueError(f"{path}, line {number}: not 'log10 p, {n} words[, backoff]': {line.strip()[:60]!r}") from None
+            if len(words) != n or len(fields) > n + 2:
+                raise ValueError(f"{path}, line {number}: not 'log10 p, {n} words[, backoff]': {line.strip()[:60]!r}")
+            entries[n][words] = (logprob, backoff)
+    found = {order: len(section) for order, section in entries.items()}
+    if found != counts:
+        raise ValueError(f"{path}: the header announces {counts} n-grams per order, the file holds {found}")
+    if len(entries) < 2 or sorted(entries) != list(range(1, len(entries) + 1)):
+        raise ValueError(f"{path}: the decoder needs a bigram model or higher, this one has orders {sorted(entries)}")
+    if (UNK,) not in entries[1] or (EOS,) not in entries[1]:
+        raise ValueError(f"{path}: the unigrams need <unk> and </s>")
+    return NgramModel(len(entries), entries)

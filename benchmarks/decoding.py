@@ -11,8 +11,11 @@ Three goals (issue 15), each measured here on the model that ``python -m asr_hel
   with espeak-ng (a test voice), its silence trimmed, the words joined with random pauses.
 
 The LM is a Kneser-Ney trigram of the *training* transcripts (``asr_helpers.ngram``); its words are
-the lexicon. Configurations: greedy (``argmax`` + ``batch_decode``, the baseline), beam (flashlight's
-lexicon-free CTC beam search, no word knowledge), beam + lexicon (no LM), beam + lexicon + LM. WER
+the lexicon. Configurations: greedy (``argmax`` + ``batch_decode``, the baseline), and the course's
+CTC prefix beam search (``asr_helpers.beam_search``, pure Python): lexicon-free (no word knowledge),
+beam + lexicon (no LM), beam + lexicon + LM; and, where flashlight-text is installed, its C++
+lexicon decoder with KenLM and the same settings (``asr_helpers.fast.flashlight_decoder``), the
+decoder the course used before. WER
 is also given on the unseen set (``asr_helpers/unseen``: 36 sentences in no template, new voices,
 8-48 kHz files; many of their words are not in the lexicon, and a lexicon decoder can never write those).
 
@@ -48,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from asr_helpers import decoding, ngram  # noqa: E402
 from asr_helpers.audio import load_audio, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set  # noqa: E402
-from asr_helpers.decoding import BeamSearchDecoder, BeamSettings  # noqa: E402
+from asr_helpers.beam_search import BeamSearchDecoder, BeamSettings  # noqa: E402
 from asr_helpers.inference import load_trained  # noqa: E402
 from asr_helpers.metrics import align, character_error_rate, word_error_rate  # noqa: E402
 from asr_helpers.synth import ACCENTS, SAMPLE_RATE, VARIANTS, speak  # noqa: E402
@@ -99,6 +102,14 @@ def timestamp_summary(errors: list[float], words: int) -> dict[str, float]:
             "p90_s": float(np.percentile(errors, 90)), "within_0.1s": float(np.mean(np.array(errors) <= 0.1))}
 
 
+def version(package: str) -> str | None:
+    """The installed version of ``package``, or None (flashlight-text is optional)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def cpu_name() -> str:
     lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
@@ -120,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_at_start = os.getloadavg()
-    model, processor = load_trained(args.model)
+    model, processor = load_trained(args.model, "cpu")
     corpus = load_offline_corpus(CORPUS_DIR)
     arpa = Path(tempfile.mkdtemp()) / "course-3gram.arpa"
     ngram.write_arpa(ngram.kneser_ney(ngram.sentences_from_text(corpus["train"]["transcription"]), 3), arpa)
-    lexicon = ngram.read_arpa_vocabulary(arpa)
+    lexicon = ngram.read_arpa(arpa).vocabulary
     tokens, frame_s = processor.tokenizer.convert_ids_to_tokens(list(range(model.config.vocab_size))), decoding.frame_seconds(model, processor)
     decoders = {
         "greedy (batch_decode)": None,
@@ -132,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         "beam + lexicon": BeamSearchDecoder(tokens, frame_s, words=lexicon),
         "beam + lexicon + LM": BeamSearchDecoder.for_model(model, processor, arpa),
     }
+    try:
+        from asr_helpers.fast.flashlight_decoder import FlashlightDecoder
+
+        decoders["flashlight: beam + lexicon + LM"] = FlashlightDecoder(tokens, frame_s, arpa)
+    except ImportError:
+        print("flashlight-text is not installed: its decoder is left out")
 
     def texts(decoder, log_probs: list[torch.Tensor]) -> list[str]:
         if decoder is None:
@@ -153,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         hyps, unseen = texts(decoder, log_probs), texts(decoder, unseen_log_probs)
         results[name] = {"wer": word_error_rate(hyps, references), "cer": character_error_rate(hyps, references),
                          "unseen_wer": word_error_rate(unseen, unseen_refs), "unseen_examples": unseen[:3]}
+    if "flashlight: beam + lexicon + LM" in decoders:
+        pairs = [(texts(decoders["beam + lexicon + LM"], lp), texts(decoders["flashlight: beam + lexicon + LM"], lp))
+                 for lp in (log_probs, unseen_log_probs)]
+        agreement = {split: sum(a == b for a, b in zip(*pair)) for split, pair in zip(("test", "unseen"), pairs)}
+    else:
+        agreement = None
     sweep = [{"beam_size": beam, "lm_weight": weight,
               "wer": word_error_rate(texts(BeamSearchDecoder.for_model(model, processor, arpa, BeamSettings(beam_size=beam, lm_weight=weight)), log_probs), references)}
              for beam in (1, 5, 20, 50) for weight in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
@@ -197,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n| decoding | test WER | test CER | unseen WER ({len(unseen_refs)} sentences, {oov} words not in the lexicon) |")
     for name, r in results.items():
         print(f"| {name} | {r['wer']:.4f} | {r['cer']:.4f} | {r['unseen_wer']:.4f} |")
+    if agreement is not None:
+        print(f"the course's decoder and flashlight's write the same words for {agreement['test']}/{len(arrays)} test "
+              f"and {agreement['unseen']}/{len(unseen_refs)} unseen recordings")
     print("\n| decoding | kind | x real time, median (min-max) | seconds, median |")
     for s in speed:
         print(f"| {s['configuration']} | {s['kind']} | {s['x_real_time_median']:.0f} ({s['x_real_time_min']:.0f}-{s['x_real_time_max']:.0f}) | {s['median_s']:.3f} |")
@@ -208,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({
         "cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
         "load_average_at_start": load_at_start, "model": str(args.model), "files": len(arrays), "audio_seconds": audio_s,
-        "versions": {name: importlib.metadata.version(name) for name in ("torch", "transformers", "numpy", "flashlight-text")},
+        "versions": {name: version(name) for name in ("torch", "transformers", "numpy", "flashlight-text")},
         "lm": {"order": 3, "counts": ngram.read_arpa_counts(arpa), "lexicon_words": len(lexicon)},
-        "settings": asdict(BeamSettings()), "accuracy": results, "unseen_oov_words": oov,
+        "settings": asdict(BeamSettings()), "accuracy": results, "same_words_as_flashlight": agreement, "unseen_oov_words": oov,
         "sweep": sweep, "speed": speed, "timing_order": order, "timestamps": timestamps, "goals": goals,
     }, indent=1) + "\n")
     print(f"wrote {args.out}")
