@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import torch
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-    from asr_helpers.decoding import BeamSearchDecoder, Word
+    from asr_helpers.beam_search import BeamSearchDecoder
+    from asr_helpers.decoding import Word
 
 DEFAULT_MODEL_DIR = Path("outputs") / "wav2vec2-ctc"
 
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument("--beam-size", type=int, help="with --lm: hypotheses kept per frame (default: BeamSettings's)")
     decoding.add_argument("--batch-size", type=int, default=8)
     decoding.add_argument("--fast", action="store_true", help="compute the convolutions as FFTs and matrix products (same text, faster on CPU)")
+    decoding.add_argument("--device", help="where the model runs: cpu, cuda, cuda:1, ... (default: cuda when a GPU is available, else cpu)")
 
     transcribe = commands.add_parser("transcribe", parents=[decoding], help="print FILE<TAB>TRANSCRIPT for each audio file")
     transcribe.add_argument("--timestamps", action="store_true", help="word start and end times in seconds (tsv: one FILE<TAB>START<TAB>END<TAB>WORD line per word)")
@@ -181,7 +184,7 @@ def _load_decoding(args: argparse.Namespace) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Pr
 
     from transformers.utils.logging import disable_progress_bar
 
-    from asr_helpers.decoding import BeamSearchDecoder, BeamSettings
+    from asr_helpers.beam_search import BeamSearchDecoder, BeamSettings
     from asr_helpers.inference import load_trained
 
     disable_progress_bar()  # stderr is for one line per file that failed, and evaluate's own bar
@@ -189,12 +192,34 @@ def _load_decoding(args: argparse.Namespace) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Pr
         raise FileNotFoundError(f"{args.lm}: no language model here (make one with `python -m asr_helpers lm --out {args.lm}`)")
     if args.lm is None and (args.lm_weight is not None or args.beam_size is not None):
         raise ValueError("--lm-weight and --beam-size tune the beam search: they need --lm")
-    model, processor = load_trained(args.model)
-    if args.lm is None:
-        return model, processor, None
-    chosen = {"lm_weight": args.lm_weight, "beam_size": args.beam_size}
-    settings = replace(BeamSettings(), **{key: value for key, value in chosen.items() if value is not None})
-    return model, processor, BeamSearchDecoder.for_model(model, processor, args.lm, settings)
+    device = _device(args.device)
+    model, processor = load_trained(args.model, device)
+    decoder = None
+    if args.lm is not None:
+        chosen = {"lm_weight": args.lm_weight, "beam_size": args.beam_size}
+        settings = replace(BeamSettings(), **{key: value for key, value in chosen.items() if value is not None})
+        decoder = BeamSearchDecoder.for_model(model, processor, args.lm, settings)
+    print(f"device: {device}", file=sys.stderr)  # once, when everything is loaded: set-up errors stay one line
+    return model, processor, decoder
+
+
+def _device(name: str | None) -> torch.device:
+    """``--device``, checked, or the default: the GPU when there is one. Decided here, once: the model
+    goes there, and the code below follows the model (the decoders read its logits on the CPU)."""
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device name (cpu, cuda, cuda:1, ...)") from None
+    count = {"cpu": 1, "cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}.get(device.type, 0)
+    if count == 0:
+        raise ValueError(f"--device {name}: no {device.type} device is available here (use --device cpu)")
+    if (device.index or 0) >= count:
+        raise ValueError(f"--device {name}: this machine has {count} {device.type} device(s), numbered from 0")
+    return device
 
 
 def _lm(args: argparse.Namespace) -> int:

@@ -1,7 +1,13 @@
-"""Turning audio into text with a fine-tuned model: the pipeline and the manual greedy CTC path."""
+"""Turning audio into text with a fine-tuned model: the pipeline and the manual greedy CTC path.
+
+The device is chosen once, where a program starts (``python -m asr_helpers --device``, a notebook's
+model cell): :func:`load_trained` puts the model there, and everything below follows the model
+(``model.device``), returning logits on the CPU.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -19,12 +25,16 @@ CHUNK_LENGTH_S = 20.0
 STRIDE_LENGTH_S = 4.0
 
 
-def load_trained(model_dir: str | Path) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
-    """A model and processor saved by ``train`` (``save_pretrained``), in eval mode."""
+def load_trained(model_dir: str | Path, device: str | torch.device) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
+    """A model saved by ``train`` (``save_pretrained``), on ``device`` and in eval mode, and its processor.
+
+    ``device`` has no default: the caller decides it once (the command line's ``--device``), and
+    the functions below run wherever the model is.
+    """
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: no trained model here (run `python -m asr_helpers train` first)")
-    return AutoModelForCTC.from_pretrained(model_dir).eval(), AutoProcessor.from_pretrained(model_dir)
+    return AutoModelForCTC.from_pretrained(model_dir).to(device).eval(), AutoProcessor.from_pretrained(model_dir)
 
 
 @torch.inference_mode()
@@ -35,6 +45,23 @@ def ctc_logits(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequ
         padding=True, return_tensors="pt",
     )
     return model(**inputs.to(model.device)).logits
+
+
+def ctc_collapse(path: Sequence[str], blank: str, delimiter: str) -> str:
+    """The text of a frame-by-frame token path, as ``batch_decode`` writes it (its default arguments).
+
+    1. merge each run of one token into one: ``L L L`` -> ``L``, ``| |`` -> ``|``; a token is one
+       unit, also when its name has several characters (``<unk> <unk>`` -> ``<unk>``);
+    2. drop the blanks: ``L _ L`` keeps two L's, which step 1 alone would have merged;
+    3. write the delimiter as a space, join, and strip the spaces at both ends.
+
+    The other special tokens (``<s>``, ``</s>``, ``<unk>``), which a model early in training can
+    still choose, are written as they are, and ``| _ |`` leaves two spaces: ``batch_decode`` does
+    the same. (``skip_special_tokens=True`` drops them, but together with the blanks *before*
+    step 1, so it also merges the letters that a blank kept apart.)
+    """
+    merged = [token for token, _run in itertools.groupby(path)]
+    return "".join(" " if token == delimiter else token for token in merged if token != blank).strip()
 
 
 def greedy_decode(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray]) -> list[str]:

@@ -147,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, processor = load_trained(args.model)
+    model, processor = load_trained(args.model, "cpu")
     files, references = test_split(args.corpus, args.limit)
     rate = processor.feature_extractor.sampling_rate
     audio_seconds = sum(len(load_audio(str(f), rate)) for f in files) / rate

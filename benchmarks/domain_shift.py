@@ -71,7 +71,7 @@ def checkpoint_at(revision: str, folder: Path) -> Path:
 
 def word_error_rates(model_dir: Path, sets: dict[str, tuple[list[np.ndarray], list[str], list[str]]]) -> dict[str, dict]:
     """WER of ``model_dir`` on each set, per front end; the unseen set also per file format (its groups)."""
-    model, processor = load_trained(model_dir)
+    model, processor = load_trained(model_dir, "cpu")
     results: dict[str, dict] = {}
     for front_end, apply in FRONT_ENDS.items():
         row: dict[str, float] = {}

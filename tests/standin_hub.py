@@ -19,6 +19,17 @@ when ``HF_HUB_OFFLINE=1``:
   asks for the config id ``en-US``. The rows are MInDS-14's as its Parquet conversion stores them:
   WAV bytes at 8 kHz, and ``path`` strings of the machine that ran the loading script, which do not
   exist here.
+
+Two variants, so that hub-mode cells cannot hold only for one set of rows or weights:
+
+* ``"base"`` (the default): the shipped corpus's first recordings in its order, and the base's
+  pre-training checkpoint with no CTC head, as the real one.
+* ``"special-tokens"``: the same recordings sorted from the shortest to the longest, which
+  changes every batch after ``load_minds14``'s split (the first of the four training rows that
+  notebook 03 pads is the longest of them, so it has no padding), and a 2-layer random model
+  whose checkpoint already has a CTC head (as a checkpoint fine-tuned elsewhere would have one),
+  biased towards ``<s>``, ``</s>`` and ``<unk>``: after the hub-cpu recipe's 100 steps it still
+  writes them, in runs, between blanks and ``|``, as an under-trained model does.
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ import soundfile as sf
 import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetInfo, Features, SplitDict, SplitInfo, Value
 from datasets.arrow_writer import ArrowWriter
-from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2ForPreTraining
 
 from asr_helpers.data import CORPUS_DIR, INTENTS, MINDS14_COLUMNS, MINDS14_LANGS
 
@@ -65,16 +76,28 @@ EXTRACTED = "/root/.cache/huggingface/datasets/downloads/extracted/" + hashlib.s
 ).hexdigest()
 
 
-def make_standin_hub(home: Path, *, rows: int = 100, seed: int = 0) -> Path:
+VARIANTS = ("base", "special-tokens")
+# The CTC head of the "special-tokens" variant: small random weights, so that frames differ but
+# 100 steps of training cannot outweigh these biases, under which <s>, </s> and <unk> win most
+# frames, in runs, and the blank and | the others. (Measured: after the hub-cpu recipe, 10 to 16
+# of the 20 test rows still have a special token over two frames or more, with seeds 1 and 2.)
+HEAD_WEIGHT_STD = 0.1
+HEAD_BIAS = {"<pad>": 2.0, "<s>": 3.0, "</s>": 3.0, "<unk>": 3.0, "|": 1.5}
+
+
+def make_standin_hub(home: Path, *, rows: int = 100, seed: int = 0, variant: str = "base") -> Path:
     """Write the stand-in ``facebook/wav2vec2-base`` and ``PolyAI/minds14`` (``rows`` rows) under ``home``.
 
     Use ``home`` as ``HF_HOME`` with ``HF_HUB_OFFLINE=1``, set before the libraries are imported
     (they read both at import). Building again replaces what an earlier build wrote; the same
-    ``seed`` gives the same weights, byte for byte.
+    ``seed`` and ``variant`` (one of :data:`VARIANTS`, see the module's text) give the same
+    files, byte for byte.
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant {variant!r}: one of {', '.join(VARIANTS)}")
     home = Path(home)
-    _write_model(home / "hub", seed)
-    _write_minds14(home / "datasets", rows)
+    _write_model(home / "hub", seed, variant)
+    _write_minds14(home / "datasets", rows, variant)
     _write_metric_scripts(home / "modules" / "evaluate_modules")
     return home
 
@@ -109,7 +132,7 @@ def _write_metric_scripts(modules: Path) -> None:
         (folder / f"{name}.py").write_text(METRIC_SCRIPT.format(name=name, cls=name.upper()))
 
 
-def tiny_config() -> Wav2Vec2Config:
+def tiny_config(architecture: str = "Wav2Vec2ForPreTraining") -> Wav2Vec2Config:
     """wav2vec2-base's shape where it matters to the course, tiny elsewhere (about 120 k parameters).
 
     Kept from the base: group-normalised convolutions without bias, post-layer-norm Transformer,
@@ -131,26 +154,42 @@ def tiny_config() -> Wav2Vec2Config:
         num_codevectors_per_group=16,
         codevector_dim=32,
         proj_codevector_dim=32,
-        architectures=["Wav2Vec2ForPreTraining"],
+        architectures=[architecture],
     )
 
 
-def _write_model(hub_cache: Path, seed: int) -> None:
-    """The pre-training checkpoint (no CTC head, as the real one) and its processor, in the hub layout."""
+def _write_model(hub_cache: Path, seed: int, variant: str) -> None:
+    """The checkpoint and its processor, in the hub layout: the pre-training model (no CTC head, as
+    the real one), or for ``"special-tokens"`` a CTC model whose head favours :data:`HEAD_BIAS`'s tokens."""
     repo = hub_cache / f"models--{MODEL_REPO.replace('/', '--')}"
     shutil.rmtree(repo, ignore_errors=True)
-    commit = hashlib.sha1(f"{MODEL_REPO} seed {seed}".encode()).hexdigest()
+    named = "" if variant == "base" else f" {variant}"  # the base keeps the name (and the files) it always had
+    commit = hashlib.sha1(f"{MODEL_REPO} seed {seed}{named}".encode()).hexdigest()
     snapshot = repo / "snapshots" / commit
     with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
         torch.manual_seed(seed)
-        Wav2Vec2ForPreTraining(tiny_config()).save_pretrained(snapshot)
-    for name, content in PROCESSOR_FILES.items():
-        (snapshot / name).write_text(json.dumps(content, indent=2) + "\n")
+        if variant == "base":
+            model = Wav2Vec2ForPreTraining(tiny_config())
+        else:
+            model = Wav2Vec2ForCTC(tiny_config("Wav2Vec2ForCTC"))
+            with torch.no_grad():
+                model.lm_head.weight.normal_(0.0, HEAD_WEIGHT_STD)
+                model.lm_head.bias.copy_(torch.tensor([HEAD_BIAS.get(token, 0.0) for token in VOCAB]))
+        model.save_pretrained(snapshot)
+    write_processor(snapshot)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
 
 
-def _write_minds14(datasets_cache: Path, rows: int) -> None:
+def write_processor(folder: Path) -> Path:
+    """wav2vec2-base's processor files into ``folder``, as its Hub repository holds them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in PROCESSOR_FILES.items():
+        (folder / name).write_text(json.dumps(content, indent=2) + "\n")
+    return folder
+
+
+def _write_minds14(datasets_cache: Path, rows: int, variant: str) -> None:
     """MInDS-14 en-US's ``train`` split as ``load_dataset`` leaves it in its Arrow cache.
 
     The ``audio`` column is built as a plain ``{bytes, path}`` struct and then cast to ``Audio``
@@ -158,7 +197,8 @@ def _write_minds14(datasets_cache: Path, rows: int) -> None:
     """
     root = datasets_cache / DATASET_REPO.replace("/", "___")
     shutil.rmtree(root, ignore_errors=True)  # also drops index files cached from an earlier build
-    target = root / DATASET_CONFIG / "0.0.0" / hashlib.sha1(f"{DATASET_REPO} {rows} rows".encode()).hexdigest()
+    named = "" if variant == "base" else f" {variant}"
+    target = root / DATASET_CONFIG / "0.0.0" / hashlib.sha1(f"{DATASET_REPO} {rows} rows{named}".encode()).hexdigest()
     target.mkdir(parents=True)
     features = Features({
         "path": Value("string"),
@@ -168,7 +208,7 @@ def _write_minds14(datasets_cache: Path, rows: int) -> None:
         "intent_class": ClassLabel(names=list(INTENTS)),
         "lang_id": ClassLabel(names=list(MINDS14_LANGS)),
     })
-    dataset = Dataset.from_dict(_minds14_columns(rows), features=features)
+    dataset = Dataset.from_dict(_minds14_columns(rows, shortest_first=variant == "special-tokens"), features=features)
     dataset = dataset.cast_column("audio", Audio(sampling_rate=MINDS14_RATE)).select_columns(list(MINDS14_COLUMNS))
     name = DATASET_REPO.split("/")[1]
     with ArrowWriter(features=dataset.features, path=str(target / f"{name}-train.arrow")) as writer:
@@ -181,8 +221,9 @@ def _write_minds14(datasets_cache: Path, rows: int) -> None:
     ).write_to_directory(str(target))
 
 
-def _minds14_columns(rows: int) -> dict[str, list]:
-    """The first ``rows`` recordings of the shipped corpus, in MInDS-14's columns.
+def _minds14_columns(rows: int, *, shortest_first: bool = False) -> dict[str, list]:
+    """The first ``rows`` recordings of the shipped corpus, in MInDS-14's columns, in the corpus's
+    order or sorted by duration (a stable sort: ties keep the corpus's order).
 
     FLAC becomes 16-bit PCM WAV bytes, losslessly; each recording gets a MInDS-14-like id, and a
     ``path`` under ``en-US~<INTENT>/`` as the loading script gave it.
@@ -191,6 +232,8 @@ def _minds14_columns(rows: int) -> dict[str, list]:
         chosen = list(itertools.islice(csv.DictReader(handle), rows))
     if len(chosen) < rows:
         raise ValueError(f"the shipped corpus has {len(chosen)} recordings, fewer than the {rows} asked for")
+    if shortest_first:
+        chosen.sort(key=lambda row: sf.info(CORPUS_DIR / row["file"]).frames)
     columns: dict[str, list] = {name: [] for name in MINDS14_COLUMNS}
     for row in chosen:
         samples, rate = sf.read(CORPUS_DIR / row["file"], dtype="int16")
@@ -210,6 +253,6 @@ def _minds14_columns(rows: int) -> dict[str, list]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python tests/standin_hub.py DIR  (then run with HF_HOME=DIR HF_HUB_OFFLINE=1)")
-    print(f"HF_HOME={make_standin_hub(Path(sys.argv[1]))} HF_HUB_OFFLINE=1")
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in VARIANTS):
+        sys.exit(f"usage: python tests/standin_hub.py DIR [{'|'.join(VARIANTS)}]  (then run with HF_HOME=DIR HF_HUB_OFFLINE=1)")
+    print(f"HF_HOME={make_standin_hub(Path(sys.argv[1]), variant=(sys.argv[2:] or ['base'])[0])} HF_HUB_OFFLINE=1")

@@ -171,7 +171,7 @@ def test_pipeline_baselines_batch_and_chunk_with_the_pipelines_own_stride():
 
 def test_batched_and_chunked_pipelines_transcribe_as_the_guides_call():
     """The baselines are the same pipeline, faster or not: the same texts on real files."""
-    model, processor = load_trained(cpu_transcribe.DEFAULT_MODEL)
+    model, processor = load_trained(cpu_transcribe.DEFAULT_MODEL, "cpu")
     pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
                     feature_extractor=processor.feature_extractor, device="cpu")
     files, _ = cpu_transcribe.test_split(cpu_transcribe.CORPUS_DIR, 3)

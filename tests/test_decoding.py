@@ -109,7 +109,7 @@ def test_transcribe_json_with_timestamps_and_lm_and_a_bad_file(model_dir, arpa, 
     rng = np.random.default_rng(0)
     good = write_audio("speech.wav", (0.1 * rng.standard_normal(16_000)).astype(np.float32), 16_000)
     (tmp_path / "broken.wav").write_bytes(b"not audio")
-    args = ["transcribe", "--model", str(model_dir), "--lm", str(arpa), "--timestamps", "--format", "json"]
+    args = ["transcribe", "--model", str(model_dir), "--device", "cpu", "--lm", str(arpa), "--timestamps", "--format", "json"]
     assert main([*args, str(good), str(tmp_path / "broken.wav"), str(good)]) == 2
     out, err = capsys.readouterr()
     records = [json.loads(line) for line in out.splitlines()]

@@ -1,13 +1,16 @@
-"""The guide's own path, end to end, against a stand-in Hub: the six notebooks in hub mode (their
+"""The guide's own path, end to end, against a stand-in Hub: the notebooks in hub mode (their
 check cells asserting; outputs are not compared with the committed offline ones) and
 ``python -m asr_helpers train --mode hub``. The stand-in (``standin_hub.py``) is a Hugging Face
 cache holding a small random model named ``facebook/wav2vec2-base`` and MInDS-14 rows in their
 Parquet form, so the real ``from_pretrained``, ``load_dataset`` and ``evaluate.load`` code runs
-with ``HF_HUB_OFFLINE=1``."""
+with ``HF_HUB_OFFLINE=1``. Notebooks 03 and 06 also run against the stand-in's second variant
+(another row order, a model that writes special tokens), so that their cells hold for any rows
+and any model, not only for the offline ones."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +29,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def hub_home(tmp_path_factory) -> Path:
     return make_standin_hub(tmp_path_factory.mktemp("hf_home"))
+
+
+@pytest.fixture(scope="module")
+def special_tokens_hub(tmp_path_factory) -> Path:
+    return make_standin_hub(tmp_path_factory.mktemp("hf_home_special"), seed=1, variant="special-tokens")
 
 
 def hub_environment(hub_home: Path, cache: Path) -> dict[str, str]:
@@ -58,6 +66,22 @@ def test_all_notebooks_in_order(hub_home, tmp_path, monkeypatch):
 def test_inference_notebook_alone_trains_first(hub_home, tmp_path, monkeypatch):
     text = printed(run_notebook(ROOT / "notebooks" / "06_inference.ipynb", hub_environment(hub_home, tmp_path / "cache"), monkeypatch))
     assert "all checks passed" in text
+
+
+def test_notebooks_hold_for_other_rows_and_a_model_that_writes_special_tokens(special_tokens_hub, tmp_path, monkeypatch):
+    """Notebook 03 pads a batch whose first row is the longest; notebook 06 (training its model
+    first, 100 steps on the CPU) collapses by hand, as ``batch_decode`` does, greedy paths full of
+    ``<s>``, ``</s>`` and ``<unk>`` (its check cell compares every test file's)."""
+    environment = hub_environment(special_tokens_hub, tmp_path / "cache")
+    collator = run_notebook(ROOT / "notebooks" / "03_collator.ipynb", environment, monkeypatch)
+    inference = run_notebook(ROOT / "notebooks" / "06_inference.ipynb", environment, monkeypatch)
+    assert "all checks passed" in printed(collator) and "all checks passed" in printed(inference)
+    shown = printed(collator)
+    assert re.search(r"padded samples per row: \[0, [1-9]", shown), shown  # the first row is the longest
+    by_hand = next(cell for cell in inference.cells if "inference.ctc_collapse(path" in cell.source)
+    frames = "".join(output.get("text", "") for output in by_hand.outputs).splitlines()[0]
+    assert re.search(r"<s>|</s>|<unk>", frames), frames  # the case this variant is for
+    assert re.search(r"HYP .*(<s>|</s>|<unk>)", printed(inference)), "transcribe writes them too"
 
 
 def test_cli_trains_in_hub_mode(hub_home, tmp_path):

@@ -102,17 +102,19 @@ def test_cli_transcribe_reports_a_bad_file_and_transcribes_the_good_ones(bad, mo
     make, message = BAD_FILES[bad]
     bad_path = good[0].parent / bad
     make(bad_path)
-    code = main(["transcribe", "--model", str(model_dir), str(good[0]), str(bad_path), str(good[1])])
+    code = main(["transcribe", "--device", "cpu", "--model", str(model_dir), str(good[0]), str(bad_path), str(good[1])])
     out, err = capfd.readouterr()  # file descriptors: C libraries write to stderr directly
     assert code == 2
     assert out.splitlines() == [f"{path}\t{text}" for path, text in zip(good, transcribe(model, processor, good))]
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert re.fullmatch(f"error: {re.escape(str(bad_path))}: {message}", err.strip())
+    assert "Traceback" not in err
+    device, error = err.splitlines()  # where the model runs, then the bad file's one line
+    assert device == "device: cpu"
+    assert re.fullmatch(f"error: {re.escape(str(bad_path))}: {message}", error)
 
 
 def test_cli_transcribe_exit_code_is_0_when_all_files_work(model_dir, write_audio, capsys):
-    assert main(["transcribe", "--model", str(model_dir), str(write_audio("ok.wav", tone(200, 0.4, 16000), 16000))]) == 0
-    assert capsys.readouterr().err == ""
+    assert main(["transcribe", "--device", "cpu", "--model", str(model_dir), str(write_audio("ok.wav", tone(200, 0.4, 16000), 16000))]) == 0
+    assert capsys.readouterr().err == "device: cpu\n"  # and no error line
 
 
 def test_cli_transcribe_without_a_model_is_one_error_line(tmp_path, capsys):

@@ -8,6 +8,7 @@ libraries are imported, and this session has imported them already (offline, wit
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -103,6 +104,49 @@ print(json.dumps({
 '''
 
 
+# The same for the "special-tokens" variant: what its rows and its model's greedy paths look like.
+VARIANT_CHECK = r'''
+import itertools, json
+import torch
+from datasets import Audio, load_dataset
+from transformers import AutoModelForCTC, AutoProcessor
+from asr_helpers.audio import load_audio, read_audio
+from asr_helpers.data import load_minds14
+
+processor = AutoProcessor.from_pretrained("facebook/wav2vec2-base")
+model, loading = AutoModelForCTC.from_pretrained(
+    "facebook/wav2vec2-base", ctc_loss_reduction="mean", pad_token_id=processor.tokenizer.pad_token_id, output_loading_info=True
+)
+model.eval()
+rows = load_dataset("PolyAI/minds14", name="en-US", split="train[:100]").cast_column("audio", Audio(decode=False))
+seconds = [len(audio) / rate for audio, rate in (read_audio(row["audio"]) for row in rows)]
+minds = load_minds14("hub")
+paths = []
+for row in minds["test"]:
+    inputs = processor(audio=load_audio(row["audio"]), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        paths.append(processor.tokenizer.convert_ids_to_tokens(model(**inputs).logits[0].argmax(-1).tolist()))
+print(json.dumps({
+    "architectures": model.config.architectures, "layers": model.config.num_hidden_layers,
+    "missing_keys": sorted(loading["missing_keys"]),
+    "seconds": seconds, "transcriptions": list(rows["transcription"]),
+    "first_train_seconds": [len(load_audio(row["audio"])) / 16000 for row in minds["train"].select(range(4))],
+    "paths": paths,
+}))
+'''
+
+
+def run_against(home: Path, script: str, cache: Path) -> dict:
+    """Run ``script`` offline against the stand-in ``home`` in a fresh interpreter; its last line is JSON."""
+    overrides = ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")  # would send a library past HF_HOME
+    env = {key: value for key, value in os.environ.items() if key not in overrides}
+    env.update(HF_HOME=str(home), HF_HUB_OFFLINE="1", ASR_HELPERS_MODE="hub", ASR_HELPERS_CACHE=str(cache),
+               TOKENIZERS_PARALLELISM="false")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def standin_hub(tmp_path_factory) -> Path:
     """A stand-in ``HF_HOME``, built once."""
@@ -112,15 +156,14 @@ def standin_hub(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def seen(standin_hub, tmp_path_factory) -> dict:
     """What the real library calls return, run offline against the stand-in in a fresh interpreter."""
-    overrides = ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")  # would send a library past HF_HOME
-    env = {key: value for key, value in os.environ.items() if key not in overrides}
-    env.update(
-        HF_HOME=str(standin_hub), HF_HUB_OFFLINE="1", ASR_HELPERS_MODE="hub",
-        ASR_HELPERS_CACHE=str(tmp_path_factory.mktemp("asr_cache")), TOKENIZERS_PARALLELISM="false",
-    )
-    done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_against(standin_hub, CHECK, tmp_path_factory.mktemp("asr_cache"))
+
+
+@pytest.fixture(scope="module")
+def variant_seen(tmp_path_factory) -> dict:
+    """The same for the second variant, built with another seed."""
+    home = make_standin_hub(tmp_path_factory.mktemp("hf_home_special"), rows=ROWS, seed=1, variant="special-tokens")
+    return run_against(home, VARIANT_CHECK, tmp_path_factory.mktemp("asr_cache_special"))
 
 
 def test_processor_is_wav2vec2_bases(seen):
@@ -202,3 +245,37 @@ def test_build_is_seeded_and_rebuilds_in_place(tmp_path):
     other = make_standin_hub(tmp_path / "other", rows=ROWS, seed=1)
     weights = {home: next(home.rglob("model.safetensors")).read_bytes() for home in (first, other)}
     assert weights[first] != weights[other]
+
+
+def test_variant_rows_are_the_same_recordings_shortest_first(variant_seen):
+    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
+        corpus = list(csv.DictReader(handle))[:ROWS]
+    assert Counter(variant_seen["transcriptions"]) == Counter(row["transcription"] for row in corpus)
+    assert variant_seen["seconds"] == sorted(variant_seen["seconds"])
+    # what notebook 03 pads: the first of its four training rows is the longest, so it has no padding
+    first = variant_seen["first_train_seconds"]
+    assert first[0] == max(first) > min(first)
+
+
+def test_variant_model_is_2_layers_with_a_head_that_writes_special_tokens(variant_seen):
+    assert variant_seen["architectures"] == ["Wav2Vec2ForCTC"] and variant_seen["layers"] == 2
+    assert variant_seen["missing_keys"] == []  # its head is loaded, biases and all
+    paths = variant_seen["paths"]
+    won = Counter(token for path in paths for token in path)
+    assert all(won[token] > 0 for token in ("<pad>", "<s>", "</s>", "<unk>", "|")), won
+    assert won["<s>"] + won["</s>"] + won["<unk>"] > won["<pad>"] + won["|"], "mostly special tokens"
+    runs = Counter(token for path in paths for token, run in itertools.groupby(path) if len(list(run)) > 1)
+    assert all(runs[token] > 0 for token in ("<s>", "</s>", "<unk>")), "each special token over several frames"
+
+
+def test_variant_build_is_seeded_and_differs_from_the_base(tmp_path):
+    def files(home: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+    first = files(make_standin_hub(tmp_path / "first", rows=10, variant="special-tokens"))
+    assert files(make_standin_hub(tmp_path / "again", rows=10, variant="special-tokens")) == first
+    base = files(make_standin_hub(tmp_path / "base", rows=10))
+    weights = {name: [data for path, data in built.items() if path.endswith("model.safetensors")] for name, built in (("base", base), ("variant", first))}
+    assert weights["base"] != weights["variant"]
+    with pytest.raises(ValueError, match="variant 'other': one of base, special-tokens"):
+        make_standin_hub(tmp_path / "other", variant="other")

@@ -1,4 +1,7 @@
+import csv
 import inspect
+import re
+import shutil
 import subprocess
 import sys
 
@@ -8,15 +11,17 @@ import torch
 from datasets import Dataset
 from transformers import pipeline
 
-from asr_helpers import training
+from asr_helpers import inference, training
 from asr_helpers.__main__ import main
 from asr_helpers.audio import load_audio, resample
+from asr_helpers.data import CORPUS_DIR
 from asr_helpers.fast.training import guide_arguments
-from asr_helpers.inference import greedy_decode, length_batches, load_trained, transcribe
+from asr_helpers.inference import ctc_collapse, frame_logits, greedy_decode, length_batches, load_trained, transcribe
 from asr_helpers.metrics import character_error_rate, word_error_rate
 from asr_helpers.modeling import count_parameters, load_model, small_config
 from asr_helpers.training import RECIPES, build_trainer, course_model_dir, recipe_for, training_arguments
 from conftest import tone
+from standin_hub import tiny_config, write_processor
 
 
 def test_small_model_size_and_ctc_settings(processor, model):
@@ -190,7 +195,170 @@ def test_pipeline_matches_manual_path(model, processor, write_audio):
 
 def test_load_trained_missing_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trained model here"):
-        load_trained(tmp_path)
+        load_trained(tmp_path, "cpu")
+
+
+def test_load_trained_puts_the_model_on_the_device_it_is_given(model_dir, model, processor):
+    loaded, loaded_processor = load_trained(model_dir, torch.device("cpu"))
+    assert loaded.device == torch.device("cpu") and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert loaded_processor.tokenizer.get_vocab() == processor.tokenizer.get_vocab()
+    with pytest.raises(TypeError, match="device"):
+        load_trained(model_dir)  # no default: the caller decides
+
+
+# --- the CTC collapse by hand -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hub_processor(tmp_path_factory):
+    """wav2vec2-base's processor (``<s>``, ``</s>``, ``<unk>``, ``|`` and 27 characters), from the stand-in Hub's files."""
+    from transformers import AutoProcessor
+
+    folder = write_processor(tmp_path_factory.mktemp("wav2vec2-base"))
+    tiny_config().save_pretrained(folder)  # the model type, by which AutoProcessor finds the tokenizer class
+    return AutoProcessor.from_pretrained(folder)
+
+
+PATHS = {  # frame by frame, "_" for the blank; written as tokens below
+    "letters with a blank between repeats": "H H _ E L L _ L O",
+    "empty": "",
+    "only blanks": "_ _ _",
+    "only delimiters": "| | _ |",
+    "special tokens, some repeated": "<s> <s> H I </s> </s> _ </s>",
+    "unknown between letters": "A <unk> <unk> _ <unk> B",
+    "a run of delimiters": "A | | | B",
+    "delimiters with blanks between them": "A | _ | _ _ | B",
+    "leading and trailing delimiters": "| | A _ | B | |",
+    "specials next to delimiters": "| <s> | <unk> | </s> |",
+    "an apostrophe word": "I | ' | M",
+}
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+def test_ctc_collapse_writes_what_batch_decode_writes(name, hub_processor):
+    tokenizer = hub_processor.tokenizer
+    path = ["<pad>" if token == "_" else token for token in PATHS[name].split()]
+    ids = tokenizer.convert_tokens_to_ids(path)
+    assert tokenizer.convert_ids_to_tokens(ids) == path  # every token is in the vocabulary
+    expected = hub_processor.batch_decode([ids])[0]
+    assert ctc_collapse(path, blank=tokenizer.pad_token, delimiter=tokenizer.word_delimiter_token) == expected
+
+
+def test_ctc_collapse_examples():
+    def collapse(frames: str) -> str:
+        return ctc_collapse(frames.split(), blank="_", delimiter="|")
+
+    assert collapse("H H _ E L L _ L O") == "HELLO"
+    assert collapse("<s> <s> H I </s> </s> _ </s>") == "<s>HI</s></s>"  # a token is merged whole
+    assert collapse("| | A _ | B | |") == "A B" and collapse("A | _ | B") == "A  B"
+    assert collapse("") == collapse("_ |") == ""
+
+
+@pytest.mark.parametrize("which", ["hub", "course"])
+def test_ctc_collapse_agrees_with_batch_decode_on_random_paths(which, hub_processor, processor):
+    """Paths over the whole vocabulary, the special tokens and the delimiter drawn often, as an
+    under-trained model draws them; lengths from 0 frames."""
+    chosen = hub_processor if which == "hub" else processor
+    tokenizer = chosen.tokenizer
+    vocab = tokenizer.get_vocab()
+    frequent = [vocab[token] for token in (tokenizer.pad_token, tokenizer.unk_token, tokenizer.word_delimiter_token,
+                                           tokenizer.bos_token, tokenizer.eos_token) if token in vocab]
+    everything = list(vocab.values())
+    rng = np.random.default_rng(0)
+    paths = [[int(rng.choice(frequent if rng.random() < 0.6 else everything)) for _ in range(length)]
+             for length in rng.integers(0, 40, size=400)]
+    expected = chosen.batch_decode(paths)
+    got = [ctc_collapse(tokenizer.convert_ids_to_tokens(ids), tokenizer.pad_token, tokenizer.word_delimiter_token) for ids in paths]
+    assert got == expected
+    assert any("  " in text for text in expected), "delimiters with a blank between them were drawn"
+    if which == "hub":
+        assert all(any(token in text for text in expected) for token in ("<s>", "</s>", "<unk>"))
+
+
+def test_skipping_special_tokens_is_not_a_ctc_collapse(hub_processor):
+    """Why the notebook keeps batch_decode's default: ``skip_special_tokens=True`` drops the blank
+    with the special tokens before merging repeats, so the two L's of BILL become one."""
+    ids = hub_processor.tokenizer.convert_tokens_to_ids(["B", "I", "L", "<pad>", "L", "<s>"])
+    assert hub_processor.batch_decode([ids]) == ["BILL<s>"]
+    assert hub_processor.batch_decode([ids], skip_special_tokens=True) == ["BIL"]
+
+
+# --- the device, decided on the command line ------------------------------------------------------
+
+
+@pytest.fixture
+def two_row_corpus(tmp_path):
+    """Two test rows of the shipped corpus, in a corpus folder of their own."""
+    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if row["file"] in ("test/test_0000.flac", "test/test_0001.flac")]
+        fields = reader.fieldnames
+    (tmp_path / "test").mkdir()
+    for row in rows:
+        shutil.copy(CORPUS_DIR / row["file"], tmp_path / row["file"])
+    with (tmp_path / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return tmp_path
+
+
+def test_cli_device_cpu_transcribes_and_evaluates_and_says_so(model_dir, model, processor, write_audio, two_row_corpus, capsys):
+    path = write_audio("a.wav", tone(200, 0.7, 22050), 22050)
+    assert main(["transcribe", "--device", "cpu", "--model", str(model_dir), str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{path}\t{transcribe(model, processor, [path])[0]}\n"
+    assert err == "device: cpu\n"
+    assert main(["evaluate", "--device", "cpu", "--model", str(model_dir), "--corpus", str(two_row_corpus)]) == 0
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"wer=\d\.\d{4} cer=\d\.\d{4}\n", out)
+    assert err.startswith("device: cpu\n") and err.count("device:") == 1  # then the progress bar
+
+
+def test_cli_device_defaults_to_the_gpu_when_there_is_one(model_dir, write_audio, capsys):
+    path = write_audio("a.wav", tone(200, 0.7, 22050), 22050)
+    assert main(["transcribe", "--model", str(model_dir), str(path)]) == 0
+    assert capsys.readouterr().err == f"device: {'cuda' if torch.cuda.is_available() else 'cpu'}\n"
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "--device gpu: not a device name (cpu, cuda, cuda:1, ...)"),
+    ("cuda:99", "--device cuda:99: no cuda device is available here (use --device cpu)"
+     if not torch.cuda.is_available() else f"--device cuda:99: this machine has {torch.cuda.device_count()} cuda device(s), numbered from 0"),
+])
+def test_cli_device_that_is_not_there_is_one_error_line(device, message, model_dir, capsys):
+    for command in ("transcribe", "evaluate"):
+        args = [command, "--device", device, "--model", str(model_dir)] + (["x.wav"] if command == "transcribe" else [])
+        assert main(args) == 2
+        assert capsys.readouterr().err == f"error: {message}\n"
+
+
+@pytest.mark.gpu
+def test_cli_puts_the_model_on_the_gpu(model_dir, processor, write_audio, two_row_corpus, capsys, monkeypatch):
+    """By default on a GPU machine: the model the command line loads ends on cuda, its text is the
+    text of a model on cuda, and its logits are the CPU's within float tolerance."""
+    loaded = []
+
+    def spy(folder, device):
+        loaded.append(load_trained(folder, device)[0])
+        return loaded[-1], processor
+
+    monkeypatch.setattr(inference, "load_trained", spy)
+    path = write_audio("a.wav", tone(200, 0.7, 22050), 22050)
+    assert main(["transcribe", "--model", str(model_dir), str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == "device: cuda\n"
+    on_gpu = loaded[-1]
+    assert on_gpu.device.type == "cuda" and all(p.is_cuda for p in on_gpu.parameters())
+    assert out == f"{path}\t{transcribe(on_gpu, processor, [path])[0]}\n"
+    on_cpu, _ = load_trained(model_dir, "cpu")
+    audio = load_audio(str(path))
+    gpu_logits, cpu_logits = frame_logits(on_gpu, processor, [audio])[0], frame_logits(on_cpu, processor, [audio])[0]
+    assert gpu_logits.device.type == "cpu" and gpu_logits.dtype == torch.float32  # returned to the CPU
+    assert (gpu_logits - cpu_logits).abs().max() < 1e-2 * cpu_logits.abs().max()
+    assert main(["evaluate", "--model", str(model_dir), "--corpus", str(two_row_corpus)]) == 0
+    assert capsys.readouterr().err.startswith("device: cuda\n") and loaded[-1].device.type == "cuda"
 
 
 def test_cli_transcribe_fast_prints_the_same_texts(model_dir, write_audio, capsys):
