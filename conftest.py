@@ -4,8 +4,8 @@ Everything runs offline and on a fresh cache, so results do not depend on the ne
 an earlier run left behind; kernels started by nbval inherit these variables (set before any
 library is imported: huggingface_hub and datasets read them at import).
 
-Fixtures: a small processor built from a vocabulary, a small ARPA language model, and audio files
-written on the fly.
+Fixtures: a small processor built from a vocabulary, a small ARPA language model, frames of a
+model sure of a text (``spelled``), a three-row corpus folder, and audio files written on the fly.
 Markers (registered in ``pyproject.toml``): ``slow`` for training runs, command-line subprocesses
 and wav2vec2-base-sized models (``-m "not slow"`` leaves them out), ``gpu`` for tests that need
 CUDA, skipped here without it.
@@ -13,7 +13,9 @@ CUDA, skipped here without it.
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,6 +32,7 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
 from asr_helpers import ngram  # noqa: E402
+from asr_helpers.data import CORPUS_DIR  # noqa: E402
 from asr_helpers.modeling import load_model  # noqa: E402
 from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
@@ -75,6 +78,40 @@ def arpa(tmp_path_factory) -> Path:
     """A Kneser-Ney trigram of four short banking sentences, as an ARPA file: 16 unigrams, 20 bigrams, 19 trigrams."""
     sentences = ngram.sentences_from_text(LM_SENTENCES)
     return ngram.write_arpa(ngram.kneser_ney(sentences, 3), tmp_path_factory.mktemp("lm") / "lm.arpa")
+
+
+@pytest.fixture(scope="session")
+def spelled(processor):
+    """``spelled(text)``: log-probabilities of a model sure of ``text``, each letter for a few frames
+    and a blank after each, over ``processor``'s tokens (random elsewhere, from ``seed``)."""
+
+    def spell(text: str, frames_per_letter: int = 3, seed: int = 0) -> torch.Tensor:
+        tokenizer = processor.tokenizer
+        path = []
+        for letter in text.replace(" ", "|"):
+            path += [tokenizer.convert_tokens_to_ids(letter)] * frames_per_letter + [tokenizer.pad_token_id]
+        logits = torch.randn(len(path), len(tokenizer), generator=torch.Generator().manual_seed(seed))
+        logits[torch.arange(len(path)), path] += 8.0
+        return logits.log_softmax(dim=-1)
+
+    return spell
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    """Three rows of the shipped corpus (two of them test) in a corpus folder of their own."""
+    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if row["file"] in ("train/train_0000.flac", "test/test_0000.flac", "test/test_0001.flac")]
+        fields = reader.fieldnames
+    for row in rows:
+        (tmp_path / row["file"]).parent.mkdir(exist_ok=True)
+        shutil.copy(CORPUS_DIR / row["file"], tmp_path / row["file"])
+    with (tmp_path / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return tmp_path
 
 
 def tone(freq: float, seconds: float, rate: int) -> np.ndarray:

@@ -151,19 +151,8 @@ def test_repeated_letters_need_a_blank_between_them():
     assert BeamSearchDecoder(TOY_TOKENS, 0.02, words=["TOO"], blank="_").best_words(held) == [], "TOO cannot be heard in T O O"
 
 
-def spelled(processor, text: str, frames_per_letter: int = 3, seed: int = 0) -> torch.Tensor:
-    """Log-probabilities of a model sure of ``text``: each letter for a few frames, a blank after each."""
-    tokenizer = processor.tokenizer
-    path = []
-    for letter in text.replace(" ", "|"):
-        path += [tokenizer.convert_tokens_to_ids(letter)] * frames_per_letter + [tokenizer.pad_token_id]
-    logits = torch.randn(len(path), len(tokenizer), generator=torch.Generator().manual_seed(seed))
-    logits[torch.arange(len(path)), path] += 8.0
-    return logits.log_softmax(dim=-1)
-
-
-def test_beam_search_with_the_lexicon_and_lm_fixes_a_misspelling(processor, arpa):
-    log_probs = spelled(processor, "I WANT TO PAY A BILL")
+def test_beam_search_with_the_lexicon_and_lm_fixes_a_misspelling(processor, arpa, spelled):
+    log_probs = spelled("I WANT TO PAY A BILL")
     bill = 4 * len("I WANT TO PAY A B")  # the I of BILL: its frames lean to E, a word the LM never saw
     for t in range(bill, bill + 3):
         log_probs[t] = torch.full_like(log_probs[t], -20.0)
@@ -179,13 +168,13 @@ def test_beam_search_with_the_lexicon_and_lm_fixes_a_misspelling(processor, arpa
     assert [w.start for w in with_lm] == [w.start for w in free] == [0.0, 0.16, 0.56, 0.8, 1.12, 1.28]
 
 
-def test_a_word_cut_off_at_the_end_is_never_written(processor, arpa):
+def test_a_word_cut_off_at_the_end_is_never_written(processor, arpa, spelled):
     """The last frames spell BIL: no lexicon word, so the decoder writes the finished words, or a
     lexicon word the frames allow, never BIL (the defect of a decoder that wrote its letters)."""
     tokens = processor.tokenizer.convert_ids_to_tokens(list(range(len(processor.tokenizer))))
-    words = BeamSearchDecoder(tokens, 0.02, arpa)(spelled(processor, "I WANT TO PAY A BIL"))
+    words = BeamSearchDecoder(tokens, 0.02, arpa)(spelled("I WANT TO PAY A BIL"))
     assert [w.word for w in words] in (["I", "WANT", "TO", "PAY", "A"], ["I", "WANT", "TO", "PAY", "A", "BILL"])
-    assert BeamSearchDecoder(tokens, 0.02)(spelled(processor, "PAY A BIL"))[-1].word == "BIL", "lexicon-free writes letters"
+    assert BeamSearchDecoder(tokens, 0.02)(spelled("PAY A BIL"))[-1].word == "BIL", "lexicon-free writes letters"
 
 
 @pytest.mark.parametrize("kind", ["noise", "silence", "confident nonsense"])
@@ -241,7 +230,7 @@ def test_the_lexicon_decoder_writes_lexicon_words_on_real_frames(course_base_fra
         assert lm_wer > greedy_wer - 0.05, (lm_wer, greedy_wer)
 
 
-def test_flashlight_picks_the_same_words(course_base_frames, course_lm, processor, arpa):
+def test_flashlight_picks_the_same_words(course_base_frames, course_lm, processor, arpa, spelled):
     """flashlight-text's C++ lexicon decoder, where installed, with the same settings: the same words
     on clear frames, and on course-base's frames of the test split WERs within 0.02 (it keeps each
     hypothesis's best path where the course's search sums a prefix's paths)."""
@@ -249,7 +238,7 @@ def test_flashlight_picks_the_same_words(course_base_frames, course_lm, processo
     from asr_helpers.fast.flashlight_decoder import FlashlightDecoder
 
     tokens = processor.tokenizer.convert_ids_to_tokens(list(range(len(processor.tokenizer))))
-    clear = spelled(processor, "CAN YOU FREEZE MY CARD PLEASE")
+    clear = spelled("CAN YOU FREEZE MY CARD PLEASE")
     assert FlashlightDecoder(tokens, 0.02, arpa)(clear) == BeamSearchDecoder(tokens, 0.02, arpa)(clear)
     model, base_processor, frames, references = course_base_frames
     ours, theirs = BeamSearchDecoder.for_model(model, base_processor, course_lm), None

@@ -4,11 +4,9 @@ alignment against brute force, word times through chunked recordings, and the ``
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ import torch
 
 from asr_helpers import decoding, inference, ngram
 from asr_helpers.__main__ import main
-from asr_helpers.data import CORPUS_DIR
 from asr_helpers.decoding import Word
 from asr_helpers.text import normalize_text
 
@@ -61,19 +58,8 @@ def test_forced_alignment_is_the_best_path_that_spells_the_targets():
 # --- frames, words and times -----------------------------------------------------------------
 
 
-def spelled(processor, text: str, frames_per_letter: int = 3, seed: int = 0) -> torch.Tensor:
-    """Log-probabilities of a model sure of ``text``: each letter for a few frames, a blank after each."""
-    tokenizer = processor.tokenizer
-    path = []
-    for letter in text.replace(" ", "|"):
-        path += [tokenizer.convert_tokens_to_ids(letter)] * frames_per_letter + [tokenizer.pad_token_id]
-    logits = torch.randn(len(path), len(tokenizer), generator=torch.Generator().manual_seed(seed))
-    logits[torch.arange(len(path)), path] += 8.0
-    return logits.log_softmax(dim=-1)
-
-
-def test_words_from_frames_agree_with_output_word_offsets(processor):
-    log_probs = spelled(processor, "PAY MY BILL")
+def test_words_from_frames_agree_with_output_word_offsets(processor, spelled):
+    log_probs = spelled("PAY MY BILL")
     ids = log_probs.argmax(dim=-1)
     offsets = processor.decode(ids, output_word_offsets=True).word_offsets
     words = decoding.words_from_frames(processor.tokenizer.convert_ids_to_tokens(ids.tolist()), 0.02)
@@ -144,23 +130,6 @@ def test_decoding_options_need_an_lm_that_exists_and_loads(model_dir, tmp_path, 
     assert main(["transcribe", "--model", str(model_dir), "--lm", str(tmp_path / "unigram.arpa"), "x.wav"]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path / 'unigram.arpa'}: the decoder needs a bigram model or higher, "
                                        "this one has orders [1]\n")
-
-
-@pytest.fixture
-def small_corpus(tmp_path):
-    """Three rows of the shipped corpus (two of them test) in a corpus folder of their own."""
-    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = [row for row in reader if row["file"] in ("train/train_0000.flac", "test/test_0000.flac", "test/test_0001.flac")]
-        fields = reader.fieldnames
-    for row in rows:
-        (tmp_path / row["file"]).parent.mkdir(exist_ok=True)
-        shutil.copy(CORPUS_DIR / row["file"], tmp_path / row["file"])
-    with (tmp_path / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return tmp_path
 
 
 def test_evaluate_prints_wer_and_cer_with_a_progress_bar(model_dir, arpa, small_corpus, capsys):

@@ -1,7 +1,5 @@
-import csv
 import inspect
 import re
-import shutil
 import subprocess
 import sys
 
@@ -14,7 +12,6 @@ from transformers import pipeline
 from asr_helpers import inference, training
 from asr_helpers.__main__ import main
 from asr_helpers.audio import load_audio, resample
-from asr_helpers.data import CORPUS_DIR
 from asr_helpers.fast.training import guide_arguments
 from asr_helpers.inference import ctc_collapse, frame_logits, greedy_decode, length_batches, load_trained, transcribe
 from asr_helpers.metrics import character_error_rate, word_error_rate
@@ -287,30 +284,13 @@ def test_skipping_special_tokens_is_not_a_ctc_collapse(hub_processor):
 # --- the device, decided on the command line ------------------------------------------------------
 
 
-@pytest.fixture
-def two_row_corpus(tmp_path):
-    """Two test rows of the shipped corpus, in a corpus folder of their own."""
-    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = [row for row in reader if row["file"] in ("test/test_0000.flac", "test/test_0001.flac")]
-        fields = reader.fieldnames
-    (tmp_path / "test").mkdir()
-    for row in rows:
-        shutil.copy(CORPUS_DIR / row["file"], tmp_path / row["file"])
-    with (tmp_path / "metadata.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    return tmp_path
-
-
-def test_cli_device_cpu_transcribes_and_evaluates_and_says_so(model_dir, model, processor, write_audio, two_row_corpus, capsys):
+def test_cli_device_cpu_transcribes_and_evaluates_and_says_so(model_dir, model, processor, write_audio, small_corpus, capsys):
     path = write_audio("a.wav", tone(200, 0.7, 22050), 22050)
     assert main(["transcribe", "--device", "cpu", "--model", str(model_dir), str(path)]) == 0
     out, err = capsys.readouterr()
     assert out == f"{path}\t{transcribe(model, processor, [path])[0]}\n"
     assert err == "device: cpu\n"
-    assert main(["evaluate", "--device", "cpu", "--model", str(model_dir), "--corpus", str(two_row_corpus)]) == 0
+    assert main(["evaluate", "--device", "cpu", "--model", str(model_dir), "--corpus", str(small_corpus)]) == 0
     out, err = capsys.readouterr()
     assert re.fullmatch(r"wer=\d\.\d{4} cer=\d\.\d{4}\n", out)
     assert err.startswith("device: cpu\n") and err.count("device:") == 1  # then the progress bar
@@ -335,7 +315,7 @@ def test_cli_device_that_is_not_there_is_one_error_line(device, message, model_d
 
 
 @pytest.mark.gpu
-def test_cli_puts_the_model_on_the_gpu(model_dir, processor, write_audio, two_row_corpus, capsys, monkeypatch):
+def test_cli_puts_the_model_on_the_gpu(model_dir, processor, write_audio, small_corpus, capsys, monkeypatch):
     """By default on a GPU machine: the model the command line loads ends on cuda, its text is the
     text of a model on cuda, and its logits are the CPU's within float tolerance."""
     loaded = []
@@ -357,7 +337,7 @@ def test_cli_puts_the_model_on_the_gpu(model_dir, processor, write_audio, two_ro
     gpu_logits, cpu_logits = frame_logits(on_gpu, processor, [audio])[0], frame_logits(on_cpu, processor, [audio])[0]
     assert gpu_logits.device.type == "cpu" and gpu_logits.dtype == torch.float32  # returned to the CPU
     assert (gpu_logits - cpu_logits).abs().max() < 1e-2 * cpu_logits.abs().max()
-    assert main(["evaluate", "--model", str(model_dir), "--corpus", str(two_row_corpus)]) == 0
+    assert main(["evaluate", "--model", str(model_dir), "--corpus", str(small_corpus)]) == 0
     assert capsys.readouterr().err.startswith("device: cuda\n") and loaded[-1].device.type == "cuda"
 
 
