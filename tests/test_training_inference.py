@@ -130,9 +130,9 @@ def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     after = trainer.evaluate()
     assert after["eval_loss"] < 0.7 * before["eval_loss"]
-    # the Trainer's WER and CER are those of the model's own transcripts: the 16 rows are one
-    # evaluation batch, padded as greedy_decode pads them
-    texts = greedy_decode(trainer.model.eval(), processor, _toy_audio())
+    # the Trainer's WER and CER are those of the model's transcripts, each read over its own
+    # frames as transcribe reads them: the padding of the evaluation batch spells nothing
+    texts = transcribe(trainer.model.eval(), processor, _toy_audio())
     references = [TOY_TEXTS[i % 4] for i in range(16)]
     assert after["eval_wer"] == pytest.approx(word_error_rate(texts, references), abs=1e-9)
     assert after["eval_cer"] == pytest.approx(character_error_rate(texts, references), abs=1e-9)
@@ -208,3 +208,4 @@ def test_cli_transcribe_prints_file_tab_text(model_dir, model, processor, write_
                             capture_output=True, text=True, check=True)
     expected = transcribe(model, processor, files)
     assert result.stdout.splitlines() == [f"{f}\t{t}" for f, t in zip(files, expected)]
+
