@@ -239,7 +239,7 @@ def load_metric(name: str, mode: str) -> Metric:
         return fallback
 
 
-def _references(processor: Wav2Vec2Processor, label_ids: np.ndarray) -> list[str]:
+def reference_texts(processor: Wav2Vec2Processor, label_ids: np.ndarray) -> list[str]:
     """The label rows as text. The collator pads labels with -100 so the loss skips them; the
     tokenizer cannot decode -100, so it becomes ``<pad>``, which decoding drops (``np.where``
     makes a new array: the Trainer's labels are left as they were, where the guide overwrites
@@ -247,7 +247,7 @@ def _references(processor: Wav2Vec2Processor, label_ids: np.ndarray) -> list[str
     return processor.batch_decode(np.where(label_ids == -100, processor.tokenizer.pad_token_id, label_ids), group_tokens=False)
 
 
-def _logits(pred: EvalPrediction) -> np.ndarray:
+def logits_of(pred: EvalPrediction) -> np.ndarray:
     """The logits of an evaluation: some models return (logits, hidden states, ...), logits first."""
     return pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
 
@@ -265,8 +265,8 @@ def make_guide_compute_metrics(
     """
 
     def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
-        predictions = processor.batch_decode(np.argmax(_logits(pred), axis=-1))
-        references = _references(processor, pred.label_ids)
+        predictions = processor.batch_decode(np.argmax(logits_of(pred), axis=-1))
+        references = reference_texts(processor, pred.label_ids)
         return {name: float(scorer.compute(predictions=predictions, references=references)) for name, scorer in scorers.items()}
 
     return compute_metrics
@@ -280,8 +280,8 @@ def make_compute_metrics(
 
     The Trainer pads the logits of a batch to its longest utterance (and pads batches to each
     other with -100). The frames past an utterance's end are padding, and the guide's
-    :func:`make_guide_compute_metrics` decodes them too: a model spells letters there, which count
-    as insertions. Here ``pred.label_ids`` is ``(labels, input_lengths)``, each utterance's length
+    :func:`make_guide_compute_metrics` decodes them too: a model may spell letters there, which
+    spoil the last word or add words. Here ``pred.label_ids`` is ``(labels, input_lengths)``, each utterance's length
     in samples beside its labels (:class:`~asr_helpers.training.CTCTrainer` hands them over), and
     ``geometry`` (``ConvGeometry.of(model.config)``) turns a length in samples into the number of
     frames the model made for it, the way the model's own CTC loss counts them.
@@ -295,8 +295,8 @@ def make_compute_metrics(
             )
         label_ids, input_lengths = pred.label_ids
         frames = [geometry.frames(int(samples)) for samples in input_lengths]
-        predictions = processor.batch_decode([row[:count].argmax(axis=-1) for row, count in zip(_logits(pred), frames)])
-        references = _references(processor, label_ids)
+        predictions = processor.batch_decode([row[:count].argmax(axis=-1) for row, count in zip(logits_of(pred), frames)])
+        references = reference_texts(processor, label_ids)
         return {name: float(scorer.compute(predictions=predictions, references=references)) for name, scorer in scorers.items()}
 
     return compute_metrics
