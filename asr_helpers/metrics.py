@@ -281,10 +281,10 @@ def make_compute_metrics(
     The Trainer pads the logits of a batch to its longest utterance (and pads batches to each
     other with -100). The frames past an utterance's end are padding, and the guide's
     :func:`make_guide_compute_metrics` decodes them too: a model may spell letters there, which
-    spoil the last word or add words. Here ``pred.label_ids`` is ``(labels, input_lengths)``, each utterance's length
-    in samples beside its labels (:class:`~asr_helpers.training.CTCTrainer` hands them over), and
-    ``geometry`` (``ConvGeometry.of(model.config)``) turns a length in samples into the number of
-    frames the model made for it, the way the model's own CTC loss counts them.
+    spoil the last word or add words. Here ``pred.label_ids`` is ``(labels, input_lengths)``,
+    each utterance's length in samples beside its labels (:class:`~asr_helpers.training.CTCTrainer`
+    hands them over), and ``geometry`` (``ConvGeometry.of(model.config)``) turns a length in
+    samples into the number of frames the model made for it, as the model's own CTC loss counts them.
     """
 
     def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
