@@ -17,7 +17,7 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr_helpers.checks import ConvGeometry
+from asr_helpers.checks import WAV2VEC2_CONV
 from asr_helpers.metrics import (
     ErrorCounts,
     JiwerMetric,
@@ -383,9 +383,6 @@ def test_guide_compute_metrics_decodes_and_scores(letter_processor, as_tuple: bo
     np.testing.assert_array_equal(labels, labels_before)
 
 
-GEOMETRY = ConvGeometry(min_samples=400, frame_samples=320)  # wav2vec2's: frames(400 + 320 * (n - 1)) == n
-
-
 @pytest.mark.parametrize("as_tuple", [False, True])
 def test_compute_metrics_reads_each_utterance_over_its_own_frames(letter_processor, as_tuple: bool) -> None:
     """The second utterance has 6 frames; the batch is padded to 15, and the model spells WORLD
@@ -400,11 +397,11 @@ def test_compute_metrics_reads_each_utterance_over_its_own_frames(letter_process
     )
     labels = np.array([_label_ids("HELLO WORLD", 11), _label_ids("HELLO", 11)])
     lengths = np.array([400 + 320 * 14 + 319, 400 + 320 * 5])  # 15 frames (and a part-frame), 6 frames
-    assert [GEOMETRY.frames(int(n)) for n in lengths] == [15, 6]
+    assert [WAV2VEC2_CONV.frames(int(n)) for n in lengths] == [15, 6]
     predictions = (logits, np.zeros(3)) if as_tuple else logits
     scorers = {"wer": JiwerMetric("wer"), "cer": JiwerMetric("cer")}
 
-    ours = make_compute_metrics(letter_processor, GEOMETRY, scorers)(EvalPrediction(predictions=predictions, label_ids=(labels, lengths)))
+    ours = make_compute_metrics(letter_processor, WAV2VEC2_CONV, scorers)(EvalPrediction(predictions=predictions, label_ids=(labels, lengths)))
     guides = make_guide_compute_metrics(letter_processor, scorers)(EvalPrediction(predictions=predictions, label_ids=labels))
 
     assert ours == {"wer": 0.0, "cer": 0.0}
@@ -415,7 +412,7 @@ def test_compute_metrics_reads_each_utterance_over_its_own_frames(letter_process
 def test_compute_metrics_asks_for_the_lengths(letter_processor) -> None:
     from transformers import EvalPrediction
 
-    compute_metrics = make_compute_metrics(letter_processor, GEOMETRY, {"wer": JiwerMetric("wer")})
+    compute_metrics = make_compute_metrics(letter_processor, WAV2VEC2_CONV, {"wer": JiwerMetric("wer")})
     prediction = EvalPrediction(predictions=_one_hot_frames(["H", "O"])[None], label_ids=np.array([_label_ids("HO", 2)]))
     with pytest.raises(ValueError, match=r"\(labels, input_lengths\).*CTCTrainer"):
         compute_metrics(prediction)
