@@ -5,7 +5,9 @@ an earlier run left behind; kernels started by nbval inherit these variables (se
 library is imported: huggingface_hub and datasets read them at import).
 
 Fixtures: a small processor built from a vocabulary, a small ARPA language model, frames of a
-model sure of a text (``spelled``), a three-row corpus folder, and audio files written on the fly.
+model sure of a text (``spelled``), a three-row corpus folder, audio files written on the fly, and
+the offline course model as ``python -m asr_helpers train`` trains it (once per session, for the
+slow tests that need a trained model).
 Markers (registered in ``pyproject.toml``): ``slow`` for training runs, command-line subprocesses
 and wav2vec2-base-sized models (``-m "not slow"`` leaves them out), ``gpu`` for tests that need
 CUDA, skipped here without it.
@@ -16,6 +18,8 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -65,6 +69,17 @@ def model_dir(model, processor, tmp_path_factory):
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def course_training(tmp_path_factory) -> tuple[Path, str]:
+    """The offline course model trained and saved by ``python -m asr_helpers train`` (3-6 minutes on
+    2 CPU cores), and what the command printed; trained once, for every test that needs it."""
+    folder = tmp_path_factory.mktemp("course") / "model"
+    result = subprocess.run([sys.executable, "-m", "asr_helpers", "train", "--output-dir", str(folder)],
+                            capture_output=True, text=True, timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result.stdout
 
 
 @pytest.fixture(scope="session")

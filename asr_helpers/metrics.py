@@ -1,5 +1,6 @@
 """Word and character error rate (notebook 04): the alignment written out as a worked example,
-the numbers from jiwer, and the guide's ``compute_metrics``.
+the numbers from jiwer, the guide's ``compute_metrics`` and the course's, which decodes each
+utterance over its own frames only.
 
 ``evaluate.load("wer")`` and ``evaluate.load("cer")`` call jiwer: align each prediction with its
 reference by Levenshtein distance, count substitutions S, deletions D and insertions I, and
@@ -21,6 +22,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from transformers import EvalPrediction, Wav2Vec2Processor
+
+    from asr_helpers.checks import ConvGeometry
 
 Op = tuple[str, str | None, str | None]
 """One alignment column: ``(operation, reference token or None, hypothesis token or None)``."""
@@ -236,24 +239,64 @@ def load_metric(name: str, mode: str) -> Metric:
         return fallback
 
 
-def make_compute_metrics(
+def reference_texts(processor: Wav2Vec2Processor, label_ids: np.ndarray) -> list[str]:
+    """The label rows as text. The collator pads labels with -100 so the loss skips them; the
+    tokenizer cannot decode -100, so it becomes ``<pad>``, which decoding drops (``np.where``
+    makes a new array: the Trainer's labels are left as they were, where the guide overwrites
+    them). Labels are text, not CTC frames: ``group_tokens=False`` keeps the double L of "HELLO"."""
+    return processor.batch_decode(np.where(label_ids == -100, processor.tokenizer.pad_token_id, label_ids), group_tokens=False)
+
+
+def logits_of(pred: EvalPrediction) -> np.ndarray:
+    """The logits of an evaluation: some models return (logits, hidden states, ...), logits first."""
+    return pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+
+
+def make_guide_compute_metrics(
     processor: Wav2Vec2Processor, scorers: dict[str, Metric]
 ) -> Callable[[EvalPrediction], dict[str, float]]:
-    """The guide's ``compute_metrics`` for the Trainer: decode predictions and labels, then score
-    them with each of ``scorers`` (e.g. ``{"wer": evaluate.load("wer")}``), loaded once, here."""
-    pad_token_id = processor.tokenizer.pad_token_id
+    """The guide's ``compute_metrics``: the argmax of every frame of the padded logits, decoded,
+    then scored with each of ``scorers`` (e.g. ``{"wer": evaluate.load("wer")}``), loaded once, here.
+
+    Kept to show what the guide teaches (notebook 04) and what it gets wrong: the Trainer hands
+    over logits padded to the longest utterance of each batch, and the frames past an utterance's
+    end are the model's guesses about padding, which it may spell as letters. The course trains and
+    reports with :func:`make_compute_metrics`, which reads each utterance's own frames only.
+    """
 
     def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
-        # Some models return (logits, hidden states, ...); the logits come first.
-        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        pred_ids = np.argmax(logits, axis=-1)
-        # The collator pads labels with -100 so the loss skips them; the tokenizer cannot decode
-        # -100, so turn it into <pad>, which decoding drops. np.where returns a new array: the
-        # Trainer's labels are left as they were (the guide overwrites them in place).
-        label_ids = np.where(pred.label_ids == -100, pad_token_id, pred.label_ids)
-        predictions = processor.batch_decode(pred_ids)
-        # Labels are text, not CTC frames: group_tokens=False keeps the double L of "HELLO".
-        references = processor.batch_decode(label_ids, group_tokens=False)
+        predictions = processor.batch_decode(np.argmax(logits_of(pred), axis=-1))
+        references = reference_texts(processor, pred.label_ids)
+        return {name: float(scorer.compute(predictions=predictions, references=references)) for name, scorer in scorers.items()}
+
+    return compute_metrics
+
+
+def make_compute_metrics(
+    processor: Wav2Vec2Processor, geometry: ConvGeometry, scorers: dict[str, Metric]
+) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The course's ``compute_metrics``: greedy decoding of each utterance over its own frames, then
+    each of ``scorers``; the number ``python -m asr_helpers evaluate`` gives for the same model.
+
+    The Trainer pads the logits of a batch to its longest utterance (and pads batches to each
+    other with -100). The frames past an utterance's end are padding, and the guide's
+    :func:`make_guide_compute_metrics` decodes them too: a model may spell letters there, which
+    spoil the last word or add words. Here ``pred.label_ids`` is ``(labels, input_lengths)``,
+    each utterance's length in samples beside its labels (:class:`~asr_helpers.training.CTCTrainer`
+    hands them over), and ``geometry`` (``ConvGeometry.of(model.config)``) turns a length in
+    samples into the number of frames the model made for it, as the model's own CTC loss counts them.
+    """
+
+    def compute_metrics(pred: EvalPrediction) -> dict[str, float]:
+        if not isinstance(pred.label_ids, tuple):
+            raise ValueError(
+                "compute_metrics needs each utterance's length beside its labels, (labels, input_lengths):"
+                " evaluate with asr_helpers.training.CTCTrainer, which hands them over"
+            )
+        label_ids, input_lengths = pred.label_ids
+        frames = [geometry.frames(int(samples)) for samples in input_lengths]
+        predictions = processor.batch_decode([row[:count].argmax(axis=-1) for row, count in zip(logits_of(pred), frames)])
+        references = reference_texts(processor, label_ids)
         return {name: float(scorer.compute(predictions=predictions, references=references)) for name, scorer in scorers.items()}
 
     return compute_metrics

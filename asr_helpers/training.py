@@ -1,5 +1,6 @@
-"""Training (notebook 05): the guide's ``TrainingArguments`` in today's names, its ``Trainer``, and
-``fine_tune``, the whole job of ``python -m asr_helpers train``.
+"""Training (notebook 05): the guide's ``TrainingArguments`` in today's names, its ``Trainer`` with
+the loss and the WER of a CTC model corrected (:class:`CTCTrainer`), and ``fine_tune``, the whole
+job of ``python -m asr_helpers train``.
 
 The recipes (steps, warm-up, learning rate...) are data, in ``recipes.json``: the guide's for
 wav2vec2-base on a GPU, a short one for wav2vec2-base without a GPU, and the offline course's.
@@ -23,7 +24,7 @@ from transformers.trainer_callback import TrainerState
 
 from asr_helpers import collator, metrics, modeling
 from asr_helpers.cache import PREPARATION_MODULES, cache_dir, fingerprint, prepared_course_data
-from asr_helpers.checks import OnError
+from asr_helpers.checks import ConvGeometry, OnError
 from asr_helpers.collator import DataCollatorCTCWithPadding
 from asr_helpers.data import resolve_mode
 from asr_helpers.metrics import load_metric, make_compute_metrics
@@ -92,6 +93,59 @@ def training_arguments(output_dir: str | Path, recipe: dict, **overrides) -> Tra
     return TrainingArguments(**{**settings, **overrides})
 
 
+class CTCTrainer(Trainer):
+    """The guide's ``Trainer``, corrected on two points where transformers 5.23 misjudges a CTC model.
+
+    **The loss.** ``Wav2Vec2ForCTC.forward`` takes ``**kwargs``, and from that alone the Trainer
+    concludes that the model divides its loss by ``num_items_in_batch``, the label tokens of the
+    whole accumulated batch on all processes. So it does not divide the loss by the gradient
+    accumulation steps, and under data parallelism (``average_tokens_across_devices``, on by
+    default) it multiplies the loss by the number of processes to undo an average the model never
+    took. The CTC loss ignores ``num_items_in_batch``: it is already the mean over the batch's
+    utterances (``ctc_loss_reduction="mean"``). Here the Trainer knows that the model takes no
+    loss kwargs: it divides each micro-batch's mean by the accumulation steps and DDP averages the
+    processes' gradients, so the logged loss and the gradient are those of the mean CTC loss of the
+    effective batch, whatever the number of processes and accumulation steps.
+    (``average_tokens_across_devices=False`` alone would fix the processes but not the
+    accumulation, and would still hand the model an argument it ignores.)
+
+    **The WER.** :meth:`prediction_step` hands each utterance's length in samples to
+    ``compute_metrics`` beside its labels, so that it decodes only the frames of the utterance
+    (:func:`~asr_helpers.metrics.make_compute_metrics`); the lengths travel with the labels, so
+    they are gathered across processes in the same order. They come from the attention mask. A
+    model without one (wav2vec2-base) is evaluated one utterance at a time, as the guide's and
+    hub-cpu recipes say (``per_device_eval_batch_size=1``): its group-normalised features change
+    with padding, so a padded batch would not be the model's answer for each utterance anyway.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # what Trainer.__init__ guessed from the **kwargs of forward
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        if labels is None:
+            return loss, logits, labels
+        return loss, logits, (labels, input_lengths(inputs).to(labels.device))
+
+
+def input_lengths(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each utterance's length in samples: from the attention mask, or the width of a batch of one.
+
+    A padded batch without an attention mask is refused: nothing tells where each utterance ends,
+    and a model that makes no mask hears the padding (its features change with it).
+    """
+    if "attention_mask" in batch:
+        return batch["attention_mask"].sum(dim=-1)
+    values = batch["input_values"]
+    if len(values) > 1:
+        raise ValueError(
+            f"an evaluation batch of {len(values)} utterances without an attention mask: a model whose processor makes"
+            " none hears the padding, so evaluate it one utterance at a time (per_device_eval_batch_size=1)"
+        )
+    return torch.tensor([values.shape[-1]])
+
+
 def build_trainer(
     model: Wav2Vec2ForCTC,
     args: TrainingArguments,
@@ -99,22 +153,24 @@ def build_trainer(
     train_dataset: Dataset,
     eval_dataset: Dataset,
     mode: str = "offline",
-) -> Trainer:
-    """Notebook 05's ``Trainer(...)`` for the command line: the processor as ``processing_class``
-    (formerly ``tokenizer``), notebook 03's collator and notebook 04's ``compute_metrics``.
+) -> CTCTrainer:
+    """Notebook 05's ``CTCTrainer(...)`` for the command line: the processor as ``processing_class``
+    (formerly ``tokenizer``), notebook 03's collator and notebook 04's ``compute_metrics``, which
+    reads the model's frames through its convolutions' geometry.
 
     ``datasets`` datasets are handed over as NumPy rows (``with_format("numpy")``), which the
     collator pads about 8 times faster than the Python lists Arrow gives by default; other
     datasets (a torch ``Subset`` in the benchmarks, or no evaluation set) go as they are.
     """
-    return Trainer(
+    scorers = {name: load_metric(name, mode) for name in ("wer", "cer")}
+    return CTCTrainer(
         model=model,
         args=args,
         train_dataset=_numpy_rows(train_dataset),
         eval_dataset=_numpy_rows(eval_dataset),
         processing_class=processor,
         data_collator=DataCollatorCTCWithPadding(processor=processor, padding="longest"),
-        compute_metrics=make_compute_metrics(processor, {name: load_metric(name, mode) for name in ("wer", "cer")}),
+        compute_metrics=make_compute_metrics(processor, ConvGeometry.of(model.config), scorers),
     )
 
 

@@ -71,10 +71,8 @@ def run(name: str, args, processor, data) -> dict:
     seconds = time.perf_counter() - began
     metrics = trainer.evaluate()
     batch = targs.per_device_train_batch_size * targs.gradient_accumulation_steps
-    # transformers 5.x sums the accumulated micro-batch means for Wav2Vec2ForCTC (its forward takes
-    # **kwargs, so Trainer believes the model scaled the loss): divide to get the mean per example
-    per_example = 1.0 / targs.gradient_accumulation_steps
-    curve = [(entry["step"] * batch, entry["loss"] * per_example) for entry in trainer.state.log_history if "loss" in entry]
+    # CTCTrainer logs the mean loss of the effective batch, accumulated or not
+    curve = [(entry["step"] * batch, entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     return dict(
         name=name, batch=targs.per_device_train_batch_size, accumulation=targs.gradient_accumulation_steps,
         precision="bf16" if targs.bf16 else "fp16" if targs.fp16 else "fp32", learning_rate=targs.learning_rate,

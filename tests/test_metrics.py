@@ -17,6 +17,7 @@ import jiwer
 import numpy as np
 import pytest
 
+from asr_helpers.checks import WAV2VEC2_CONV
 from asr_helpers.metrics import (
     ErrorCounts,
     JiwerMetric,
@@ -26,6 +27,7 @@ from asr_helpers.metrics import (
     format_alignment,
     load_metric,
     make_compute_metrics,
+    make_guide_compute_metrics,
     word_error_rate,
     word_error_rates_by,
 )
@@ -324,7 +326,7 @@ def test_load_metric_rejects_unknown_names_and_modes() -> None:
         load_metric("wer", "cloud")
 
 
-# ---------------------------------------------------------------- make_compute_metrics
+# ---------------------------------------------------------------- compute_metrics: the guide's and the course's
 
 VOCAB = {"<pad>": 0, "<unk>": 1, "|": 2, "D": 3, "E": 4, "H": 5, "L": 6, "O": 7, "R": 8, "W": 9}
 
@@ -358,7 +360,7 @@ def _label_ids(text: str, length: int) -> list[int]:
 
 
 @pytest.mark.parametrize("as_tuple", [False, True])
-def test_make_compute_metrics_decodes_and_scores(letter_processor, as_tuple: bool) -> None:
+def test_guide_compute_metrics_decodes_and_scores(letter_processor, as_tuple: bool) -> None:
     from transformers import EvalPrediction
 
     logits = np.stack(
@@ -373,12 +375,47 @@ def test_make_compute_metrics_decodes_and_scores(letter_processor, as_tuple: boo
     labels_before = labels.copy()
     predictions = (logits, np.zeros(3)) if as_tuple else logits
 
-    compute_metrics = make_compute_metrics(letter_processor, {"wer": JiwerMetric("wer"), "cer": JiwerMetric("cer")})
+    compute_metrics = make_guide_compute_metrics(letter_processor, {"wer": JiwerMetric("wer"), "cer": JiwerMetric("cer")})
     scores = compute_metrics(EvalPrediction(predictions=predictions, label_ids=labels))
 
     # words: HELO vs HELLO is 1 S over 2 + 1 words; characters: 1 D over 11 + 5
     assert scores == {"wer": pytest.approx(1 / 3, abs=1e-12), "cer": pytest.approx(1 / 16, abs=1e-12)}
     np.testing.assert_array_equal(labels, labels_before)
+
+
+@pytest.mark.parametrize("as_tuple", [False, True])
+def test_compute_metrics_reads_each_utterance_over_its_own_frames(letter_processor, as_tuple: bool) -> None:
+    """The second utterance has 6 frames; the batch is padded to 15, and the model spells WORLD
+    in the padding. The guide's function counts that as an inserted word, the course's does not."""
+    from transformers import EvalPrediction
+
+    logits = np.stack(
+        [
+            _one_hot_frames("H H E L <pad> L O | W W O R L D <pad>".split()),
+            _one_hot_frames("H E L <pad> L O | W O R L D <pad> <pad> <pad>".split()),
+        ]
+    )
+    labels = np.array([_label_ids("HELLO WORLD", 11), _label_ids("HELLO", 11)])
+    lengths = np.array([400 + 320 * 14 + 319, 400 + 320 * 5])  # 15 frames (and a part-frame), 6 frames
+    assert [WAV2VEC2_CONV.frames(int(n)) for n in lengths] == [15, 6]
+    predictions = (logits, np.zeros(3)) if as_tuple else logits
+    scorers = {"wer": JiwerMetric("wer"), "cer": JiwerMetric("cer")}
+
+    ours = make_compute_metrics(letter_processor, WAV2VEC2_CONV, scorers)(EvalPrediction(predictions=predictions, label_ids=(labels, lengths)))
+    guides = make_guide_compute_metrics(letter_processor, scorers)(EvalPrediction(predictions=predictions, label_ids=labels))
+
+    assert ours == {"wer": 0.0, "cer": 0.0}
+    # WORLD inserted after HELLO: 1 I over 3 words; " WORLD", 6 I over 16 characters
+    assert guides == {"wer": pytest.approx(1 / 3, abs=1e-12), "cer": pytest.approx(6 / 16, abs=1e-12)}
+
+
+def test_compute_metrics_asks_for_the_lengths(letter_processor) -> None:
+    from transformers import EvalPrediction
+
+    compute_metrics = make_compute_metrics(letter_processor, WAV2VEC2_CONV, {"wer": JiwerMetric("wer")})
+    prediction = EvalPrediction(predictions=_one_hot_frames(["H", "O"])[None], label_ids=np.array([_label_ids("HO", 2)]))
+    with pytest.raises(ValueError, match=r"\(labels, input_lengths\).*CTCTrainer"):
+        compute_metrics(prediction)
 
 
 def test_rates_by_group_pool_each_groups_sentences():

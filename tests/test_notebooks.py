@@ -97,14 +97,16 @@ def test_trainer_cell_is_what_the_cli_builds(model, processor, tmp_path):
     prepared = {"train": Dataset.from_dict(rows), "test": Dataset.from_dict(rows)}
     args = training.training_arguments(tmp_path, training.recipe_for("offline", 2, verbose=False))
     scope = {"model": model, "training_args": args, "processor": processor, "prepared": prepared, "MODE": "offline"}
-    exec(_cell("05_training.ipynb", "trainer = Trainer("), scope)
+    exec(_cell("05_training.ipynb", "trainer = CTCTrainer("), scope)
     cell, cli = scope["trainer"], training.build_trainer(model, args, processor, prepared["train"], prepared["test"], "offline")
+    assert type(cell) is type(cli) is training.CTCTrainer
+    assert not cell.model_accepts_loss_kwargs and not cli.model_accepts_loss_kwargs
     assert type(cell.data_collator) is type(cli.data_collator) and cell.data_collator.padding == cli.data_collator.padding
     assert cell.processing_class is cli.processing_class is processor
     batch = [cell.train_dataset[i] for i in range(2)]
     assert all(torch.equal(a, b) for a, b in zip(cell.data_collator(batch).values(), cli.data_collator(batch).values()))
     logits = np.random.default_rng(0).normal(size=(2, 5, len(processor.tokenizer))).astype(np.float32)
     labels = np.array([[3, 4, 5], [5, 4, -100]])
-    prediction = EvalPrediction(predictions=logits, label_ids=labels)
+    prediction = EvalPrediction(predictions=logits, label_ids=(labels, np.array([1680, 1040])))  # 5 and 3 frames
     assert cell.compute_metrics(prediction) == cli.compute_metrics(prediction)
     assert set(cell.compute_metrics(prediction)) == {"wer", "cer"}

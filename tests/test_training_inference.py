@@ -132,9 +132,9 @@ def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     after = trainer.evaluate()
     assert after["eval_loss"] < 0.7 * before["eval_loss"]
-    # the Trainer's WER and CER are those of the model's own transcripts: the 16 rows are one
-    # evaluation batch, padded as greedy_decode pads them
-    texts = greedy_decode(trainer.model.eval(), processor, _toy_audio())
+    # the Trainer's WER and CER are those of the model's transcripts, each read over its own
+    # frames as transcribe reads them: the padding of the evaluation batch spells nothing
+    texts = transcribe(trainer.model.eval(), processor, _toy_audio())
     references = [TOY_TEXTS[i % 4] for i in range(16)]
     assert after["eval_wer"] == pytest.approx(word_error_rate(texts, references), abs=1e-9)
     assert after["eval_cer"] == pytest.approx(character_error_rate(texts, references), abs=1e-9)
@@ -151,6 +151,29 @@ def test_trainer_gets_numpy_rows_and_the_same_batches(processor, model, tmp_path
     assert isinstance(data[0]["input_values"], list)
     for key in ("input_values", "attention_mask", "labels"):
         assert torch.equal(fast[key], slow[key]), key
+
+
+def test_trainer_wer_reads_each_utterance_over_its_own_frames(processor, model, tmp_path):
+    """An untrained CTC head spells letters everywhere, padding included: the Trainer's WER is still
+    that of each recording transcribed alone, and the guide's compute_metrics differs from it."""
+    data = _toy_dataset(processor, n=8)
+    args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), per_device_eval_batch_size=8, disable_tqdm=True)
+    trainer = build_trainer(model, args, processor, data, data)
+    scores = trainer.evaluate()
+    references = [TOY_TEXTS[i % 4] for i in range(8)]
+    alone = [transcribe(model, processor, [audio])[0] for audio in _toy_audio(8)]
+    assert scores["eval_wer"] == pytest.approx(word_error_rate(alone, references), abs=1e-9)
+    assert scores["eval_cer"] == pytest.approx(character_error_rate(alone, references), abs=1e-9)
+    padded = greedy_decode(model, processor, _toy_audio(8))  # every frame of one padded batch, as the guide reads it
+    assert character_error_rate(padded, references) > scores["eval_cer"] + 0.03  # letters spelled in the padding
+
+
+def test_input_lengths_come_from_the_attention_mask_or_a_batch_of_one():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
+    assert training.input_lengths({"input_values": torch.zeros(2, 4), "attention_mask": mask}).tolist() == [3, 4]
+    assert training.input_lengths({"input_values": torch.zeros(1, 7)}).tolist() == [7]
+    with pytest.raises(ValueError, match="2 utterances without an attention mask.*per_device_eval_batch_size=1"):
+        training.input_lengths({"input_values": torch.zeros(2, 7)})
 
 
 def test_build_trainer_takes_a_torch_dataset_and_no_eval_set(processor, model, tmp_path):
@@ -356,3 +379,18 @@ def test_cli_transcribe_prints_file_tab_text(model_dir, model, processor, write_
                             capture_output=True, text=True, check=True)
     expected = transcribe(model, processor, files)
     assert result.stdout.splitlines() == [f"{f}\t{t}" for f, t in zip(files, expected)]
+
+
+@pytest.mark.slow
+def test_trainer_wer_is_the_wer_of_each_file_alone(course_training, capsys):
+    """``train`` prints the Trainer's evaluation of the model it saved; ``evaluate --batch-size 1``
+    transcribes each test file alone. One model, one WER: the Trainer no longer reads the frames
+    of padding (on one course model the guide's compute_metrics said 0.120 where the files alone said 0.075)."""
+    folder, printed = course_training
+    trainer = re.search(r"^wer=([\d.]+) cer=([\d.]+)$", printed, re.MULTILINE)
+    assert main(["evaluate", "--model", str(folder), "--batch-size", "1"]) == 0
+    alone = re.fullmatch(r"wer=([\d.]+) cer=([\d.]+)\n", capsys.readouterr().out)
+    assert trainer and alone, (printed[-500:], alone)
+    (trainer_wer, trainer_cer), (wer, cer) = map(float, trainer.groups()), map(float, alone.groups())
+    assert abs(trainer_wer - wer) <= 0.005 and abs(trainer_cer - cer) <= 0.005, (trainer.groups(), alone.groups())
+    assert 0.02 < wer < 0.15 and cer < 0.05  # a trained model: from 0.45 before fine-tuning

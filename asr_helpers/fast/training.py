@@ -96,8 +96,10 @@ def fast_training_args(
     accumulation (default :func:`fast_batch_size`) and rescales the recipe so the run sees the same
     samples: step counts (max, warm-up, eval, save, logging) shrink by the batch ratio and the
     learning rate grows by its square root (``lr_scaling="sqrt"``, the square-root rule for Adam;
-    ``"linear"`` or ``"none"`` also work). Mechanics come from :func:`fast_mechanics`; a mechanics
-    setting passed in ``overrides`` wins. Use with :func:`build_fast_trainer`.
+    ``"linear"`` or ``"none"`` also work). Evaluation keeps the recipe's batch: one utterance at a
+    time for wav2vec2-base, whose features change with padding (:class:`~asr_helpers.training.CTCTrainer`).
+    Mechanics come from :func:`fast_mechanics`; a mechanics setting passed in ``overrides`` wins.
+    Use with :func:`build_fast_trainer`.
     """
     reference = guide_arguments(output_dir, **overrides)
     reference_batch = reference.per_device_train_batch_size * reference.gradient_accumulation_steps
@@ -113,7 +115,7 @@ def fast_training_args(
     changes = dict(
         per_device_train_batch_size=batch,
         gradient_accumulation_steps=1,
-        per_device_eval_batch_size=max(reference.per_device_eval_batch_size, batch),
+        per_device_eval_batch_size=reference.per_device_eval_batch_size,
         learning_rate=reference.learning_rate * factors[lr_scaling],
         max_steps=steps(reference.max_steps),
         warmup_steps=steps(reference.warmup_steps),
