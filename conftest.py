@@ -25,7 +25,10 @@ import tempfile
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["ASR_HELPERS_MODE"] = "offline"
-os.environ.setdefault("ASR_HELPERS_CACHE", tempfile.mkdtemp(prefix="asr_helpers_cache_"))
+OWN_CACHE = None if "ASR_HELPERS_CACHE" in os.environ else tempfile.mkdtemp(prefix="asr_helpers_cache_")
+"""A cache for this session alone (shared with the notebooks' kernels), removed when it ends; a set ``ASR_HELPERS_CACHE`` is kept."""
+if OWN_CACHE:
+    os.environ["ASR_HELPERS_CACHE"] = OWN_CACHE
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
@@ -35,12 +38,22 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from transformers import Wav2Vec2Config  # noqa: E402
+
 from asr_helpers import ngram  # noqa: E402
+from asr_helpers.checks import ConvGeometry  # noqa: E402
 from asr_helpers.data import CORPUS_DIR  # noqa: E402
 from asr_helpers.modeling import load_model  # noqa: E402
+from asr_helpers.preprocessing import COURSE_CHECKPOINT  # noqa: E402
 from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]  # the tests import the scripts and benchmarks they check
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)")
+"""For tests that synthesise speech."""
+BASE_CONV = ConvGeometry.of(Wav2Vec2Config())
+"""wav2vec2-base's convolutions (the default configuration), which the course's small models copy: 25 ms windows every 20 ms."""
 LM_SENTENCES = ["I want to pay a bill", "I want to freeze my card", "can you freeze my card please", "pay my gas bill"]
 SENTENCES = [
     "hi I'd like to check my balance",
@@ -48,6 +61,11 @@ SENTENCES = [
     "I want to pay a bill",
     "how do I set up a joint account",
 ]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if OWN_CACHE:
+        shutil.rmtree(OWN_CACHE, ignore_errors=True)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -59,7 +77,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def model(processor):
     """The offline model with a CTC head for the fixture's vocabulary, in eval mode."""
-    return load_model(processor, "offline", seed=0).eval()
+    return load_model(processor, COURSE_CHECKPOINT, seed=0).eval()
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +98,15 @@ def course_training(tmp_path_factory) -> tuple[Path, str]:
                             capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, result.stdout
+
+
+def guide_greedy(model, processor, arrays) -> list[str]:
+    """The guide's manual path, the reference that transcription is checked against: one padded
+    batch of 16 kHz arrays -> logits -> argmax per frame -> ``batch_decode``."""
+    inputs = processor(audio=list(arrays), sampling_rate=16_000, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**inputs.to(model.device)).logits
+    return processor.batch_decode(logits.argmax(dim=-1))
 
 
 @pytest.fixture(scope="session")

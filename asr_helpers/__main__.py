@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
     from asr_helpers.beam_search import BeamSearchDecoder
-    from asr_helpers.decoding import Word
+    from asr_helpers.inference import Transcript
 
 DEFAULT_MODEL_DIR = Path("outputs") / "wav2vec2-ctc"
 
@@ -70,19 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train":
-        from asr_helpers.checks import BadRowsError
-        from asr_helpers.training import NonFiniteLossError, fine_tune
-
-        if args.corpus and args.mode == "hub":
-            parser.error("--corpus is offline data: it cannot be combined with --mode hub")
-        try:
-            metrics = fine_tune(args.output_dir, mode=args.mode, max_steps=args.max_steps, resume=args.resume,
-                                on_bad_rows=args.on_bad_rows, corpus_dir=args.corpus)
-        except (BadRowsError, NonFiniteLossError, FileNotFoundError) as error:
-            return _fail(error)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one report: the main process's
-            print(f"saved model and processor to {args.output_dir}")
-            print(f"wer={metrics['eval_wer']:.4f} cer={metrics['eval_cer']:.4f}")
+        return _train(args)
     elif args.command == "transcribe":
         return _transcribe(args)
     elif args.command == "evaluate":
@@ -96,26 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Decide the mode once (a corpus folder means offline), then fine-tune, save and print the scores."""
+    from asr_helpers.checks import BadRowsError
+    from asr_helpers.data import resolve_mode
+    from asr_helpers.training import NonFiniteLossError, fine_tune, is_main_process
+
+    try:
+        mode = resolve_mode(args.mode, corpus_dir=args.corpus, verbose=is_main_process())
+        metrics = fine_tune(args.output_dir, mode, max_steps=args.max_steps, resume=args.resume,
+                            on_bad_rows=args.on_bad_rows, corpus_dir=args.corpus)
+    except (BadRowsError, NonFiniteLossError, FileNotFoundError, ValueError) as error:
+        return _fail(error)
+    if is_main_process():  # under torchrun, one report: the main process's
+        print(f"saved model and processor to {args.output_dir}")
+        print(f"wer={metrics['eval_wer']:.4f} cer={metrics['eval_cer']:.4f}")
+    return 0
+
+
 def _transcribe(args: argparse.Namespace) -> int:
-    """Greedy text through ``transcribe_each`` as before; with ``--lm`` or ``--timestamps``, timed
-    words from the frames (:mod:`asr_helpers.decoding`). Each bad file gets its ``error:`` line."""
+    """Each file's transcript (greedy, or with ``--lm`` the beam search), or its ``error:`` line."""
     from asr_helpers.audio import AudioDecodeError
-    from asr_helpers.inference import transcribe_each
+    from asr_helpers.inference import transcribe
 
     try:
         model, processor, decoder = _load_decoding(args)
     except (FileNotFoundError, ValueError) as error:
         return _fail(error)
-    if decoder is None and not args.timestamps:
-        results = transcribe_each(model, processor, args.files, args.batch_size, fast=args.fast)
-    else:
-        from asr_helpers.decoding import load_each, transcribe_words
-
-        results = load_each(model, processor, args.files)
-        good = [index for index, result in enumerate(results) if not isinstance(result, AudioDecodeError)]
-        for index, words in zip(good, transcribe_words(model, processor, [results[i] for i in good], decoder,
-                                                       args.batch_size, fast=args.fast)):
-            results[index] = words
+    results = transcribe(model, processor, args.files, decoder=decoder, batch_size=args.batch_size, fast=args.fast)
     for path, result in zip(args.files, results):
         if isinstance(result, AudioDecodeError):
             _fail(result)
@@ -124,20 +119,19 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 2 if any(isinstance(result, AudioDecodeError) for result in results) else 0
 
 
-def _print_transcript(path: Path, result: str | list[Word], form: str, timestamps: bool) -> None:
+def _print_transcript(path: Path, result: Transcript, form: str, timestamps: bool) -> None:
     """One file's output: ``FILE<TAB>TEXT`` or, timed, a ``FILE<TAB>START<TAB>END<TAB>WORD`` line per
-    word; or one JSON object per line. ``result`` is a text, or the words of :mod:`asr_helpers.decoding`."""
-    text = result if isinstance(result, str) else " ".join(word.word for word in result)
+    word; or one JSON object per line."""
     if form == "json":
-        record = {"file": str(path), "text": text}
+        record = {"file": str(path), "text": result.text}
         if timestamps:
-            record["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in result]
+            record["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in result.words]
         print(json.dumps(record, ensure_ascii=False))
     elif timestamps:
-        for word in result:
+        for word in result.words:
             print(f"{path}\t{word.start:.2f}\t{word.end:.2f}\t{word.word}")
     else:
-        print(f"{path}\t{text}")
+        print(f"{path}\t{result.text}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -145,7 +139,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     or, with ``--unseen``, on the unseen set: one line per file format, then the whole set."""
     from asr_helpers.audio import AudioDecodeError
     from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set
-    from asr_helpers.decoding import load_each, transcribe_words
+    from asr_helpers.inference import transcribe
     from asr_helpers.metrics import word_error_rates_by
     from asr_helpers.text import normalize_text
 
@@ -154,12 +148,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, processor, decoder = _load_decoding(args)
     except (FileNotFoundError, ValueError) as error:
         return _fail(error)
-    arrays = load_each(model, processor, rows["path"])
-    bad = [_fail(error) for error in arrays if isinstance(error, AudioDecodeError)]
+    results = transcribe(model, processor, rows["path"], decoder=decoder, batch_size=args.batch_size, fast=args.fast, progress=True)
+    bad = [_fail(error) for error in results if isinstance(error, AudioDecodeError)]
     if bad:
         return 2  # a score over part of the set would not be comparable
-    words = transcribe_words(model, processor, arrays, decoder, args.batch_size, fast=args.fast, progress=True)
-    hypotheses = [" ".join(word.word for word in sentence) for sentence in words]
+    hypotheses = [result.text for result in results]
     references = [normalize_text(text) for text in rows["transcription"]]
     if not args.unseen:
         print(_scores(hypotheses, references))

@@ -35,7 +35,7 @@ def audio_name(source: str | os.PathLike | bytes | dict) -> str:
     return "<bytes>" if isinstance(source, bytes) else str(source)
 
 
-def read_audio(source: str | os.PathLike | bytes | dict, *, name: str | None = None) -> tuple[np.ndarray, int]:
+def read_audio(source: str | os.PathLike | bytes | dict) -> tuple[np.ndarray, int]:
     """Decode a file (path, raw bytes, or a datasets ``{"path", "bytes"}`` dict) to mono float32.
 
     A datasets dict is read from its bytes when it has them: Hub datasets store the audio in the
@@ -43,7 +43,7 @@ def read_audio(source: str | os.PathLike | bytes | dict, *, name: str | None = N
     Stereo is averaged to mono: the models hear one channel. Errors become one
     :class:`AudioDecodeError` line that names the file and the problem.
     """
-    label = name or audio_name(source)
+    label = audio_name(source)
     if isinstance(source, dict):
         source = source["bytes"] if source.get("bytes") else source["path"]
     if isinstance(source, bytes):

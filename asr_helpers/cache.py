@@ -1,8 +1,10 @@
 """What notebooks rebuild, cached: each notebook runs alone by redoing earlier notebooks' work once.
 
-A cache key is made of the settings and of the source code of every module that made the
-artefact, so changing ``normalize_text`` or a recipe makes a new entry instead of serving stale
-prepared data or models.
+A cache key is made of everything that changes the artefact: the settings, the source code of
+every module that made it, the bytes of the base checkpoint and the versions of torch, transformers
+and datasets. Changing ``normalize_text``, a recipe, course-base or a library makes a new entry
+instead of serving stale prepared data or models. An entry counts only once its last file is
+written, so an interrupted run is never served.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from types import ModuleType
 
 import datasets
+import torch
+import transformers
 from datasets import DatasetDict, load_from_disk
-from transformers import AutoProcessor, Wav2Vec2Processor
+from transformers import AutoConfig, AutoProcessor, Wav2Vec2Processor
 
 from asr_helpers import audio, checks, data, preprocessing, text
-from asr_helpers.checks import WAV2VEC2_CONV, OnError, validate_dataset
-from asr_helpers.data import CORPUS_DIR, load_minds14, resolve_mode
+from asr_helpers.checks import ConvGeometry, OnError, validate_dataset
+from asr_helpers.data import CORPUS_DIR, Mode, load_minds14
 from asr_helpers.preprocessing import normalize_transcription, prepare_dataset, pretrained_checkpoint
 
 PREPARATION_MODULES: tuple[ModuleType, ...] = (audio, checks, data, preprocessing, text, sys.modules[__name__])
@@ -35,15 +39,18 @@ def cache_dir(*parts: str) -> Path:
     return root.joinpath(*parts)
 
 
-def fingerprint(mode: str, *settings: object, modules: tuple[ModuleType, ...] = PREPARATION_MODULES,
+def fingerprint(mode: Mode, *settings: object, checkpoint: str | Path | None, modules: tuple[ModuleType, ...] = PREPARATION_MODULES,
                 corpus_dir: Path = CORPUS_DIR) -> str:
-    """A short key: the mode, ``settings``, the source of ``modules`` and the offline corpus.
+    """A short key: the mode, ``settings``, the base ``checkpoint`` (:func:`checkpoint_digest`; ``None``
+    for what no model makes, like a language model), the library versions, the source of ``modules``
+    and the offline corpus.
 
     A corpus folder other than the shipped one also contributes its files' paths, sizes and
     modification times: learners fix their recordings in place, and a fixed file must not be
     served from the cache as it was.
     """
-    digest = hashlib.sha256(f"{mode}|{settings}".encode())
+    versions = f"torch {torch.__version__}, transformers {transformers.__version__}, datasets {datasets.__version__}"
+    digest = hashlib.sha256(f"{mode}|{settings}|{versions}|{checkpoint and checkpoint_digest(checkpoint)}".encode())
     for module in modules:
         digest.update(inspect.getsource(module).encode())
     if mode == "offline":
@@ -55,35 +62,49 @@ def fingerprint(mode: str, *settings: object, modules: tuple[ModuleType, ...] = 
     return digest.hexdigest()[:12]
 
 
-def prepare_splits(raw: DatasetDict, processor: Wav2Vec2Processor, *, on_error: OnError = "fail",
-                   num_proc: int | None = None) -> tuple[DatasetDict, checks.ValidationReport]:
-    """Notebook 02's steps on a loaded corpus: normalise transcripts, check every row, ``prepare_dataset``."""
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """What identifies a base checkpoint: a local folder by the bytes of its files (weights, config,
+    processor; not its card's prose), a Hub model by its name (the Hub's own cache follows its revisions)."""
+    folder = Path(checkpoint)
+    if not folder.is_dir():
+        return str(checkpoint)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".md"):
+        digest.update(f"{path.relative_to(folder)}|".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_splits(raw: DatasetDict, processor: Wav2Vec2Processor, geometry: ConvGeometry, *,
+                   on_error: OnError = "fail") -> tuple[DatasetDict, checks.ValidationReport]:
+    """Notebook 02's steps on a loaded corpus: normalise transcripts, check every row against the
+    model's frame ``geometry``, ``prepare_dataset``."""
     raw = raw.map(normalize_transcription)
-    raw, report = validate_dataset(raw, processor, WAV2VEC2_CONV, on_error=on_error)
-    prepared = raw.map(prepare_dataset, fn_kwargs={"processor": processor},
-                       remove_columns=raw.column_names["train"], num_proc=num_proc)
+    raw, report = validate_dataset(raw, processor, geometry, on_error=on_error)
+    prepared = raw.map(prepare_dataset, fn_kwargs={"processor": processor}, remove_columns=raw.column_names["train"])
     return prepared, report
 
 
 def prepared_course_data(
-    mode: str | None = None, *, on_error: OnError = "fail", corpus_dir: str | Path | None = None
+    mode: Mode, *, checkpoint: str | Path | None = None, on_error: OnError = "fail", corpus_dir: str | Path | None = None
 ) -> tuple[Wav2Vec2Processor, DatasetDict]:
     """Notebook 02's result in one call: the processor and the prepared train/test splits, cached.
 
-    Rows the course models cannot use (:func:`~asr_helpers.checks.validate_dataset`) fail the
-    call, or with ``on_error="drop"`` are dropped and reported on every call, cached or not.
-    ``corpus_dir`` is an offline corpus folder to use instead of the shipped one.
+    The processor is ``checkpoint``'s: without one, the mode's own base model
+    (:func:`~asr_helpers.preprocessing.pretrained_checkpoint`). Rows the model cannot use
+    (:func:`~asr_helpers.checks.validate_dataset`) fail the call, or with ``on_error="drop"`` are
+    dropped and reported on every call, cached or not. ``corpus_dir`` is an offline corpus folder to
+    use instead of the shipped one (:func:`~asr_helpers.data.resolve_mode` refused it with ``hub``).
     """
-    mode = resolve_mode(mode or ("offline" if corpus_dir else None), verbose=False)
-    if corpus_dir is not None and mode == "hub":
-        raise ValueError(f"{corpus_dir}: a corpus folder is offline data; it cannot be combined with mode 'hub'")
+    checkpoint = pretrained_checkpoint(mode) if checkpoint is None else checkpoint
     corpus = Path(corpus_dir or CORPUS_DIR)
-    folder = cache_dir(f"prepared-{mode}-{fingerprint(mode, on_error, corpus_dir=corpus)}")
+    folder = cache_dir(f"prepared-{mode}-{fingerprint(mode, on_error, checkpoint=checkpoint, corpus_dir=corpus)}")
     if not (folder / "dataset" / "dataset_dict.json").is_file():
-        processor = AutoProcessor.from_pretrained(pretrained_checkpoint(mode))
+        processor = AutoProcessor.from_pretrained(checkpoint)
         processor.save_pretrained(folder / "processor")
+        geometry = ConvGeometry.of(AutoConfig.from_pretrained(checkpoint))
         with _quiet_datasets():  # a few seconds; the same output whether cached or not
-            prepared, report = prepare_splits(load_minds14(mode, corpus_dir=corpus), processor, on_error=on_error)
+            prepared, report = prepare_splits(load_minds14(mode, corpus_dir=corpus), processor, geometry, on_error=on_error)
             if report.bad:
                 (folder / "dropped.txt").write_text(f"{report}\n")
             prepared.save_to_disk(str(folder / "dataset"))  # last: its presence marks a complete entry

@@ -45,10 +45,6 @@ class ConvGeometry:
         return 0 if samples < self.min_samples else (samples - self.min_samples) // self.frame_samples + 1
 
 
-WAV2VEC2_CONV = ConvGeometry(min_samples=400, frame_samples=320)
-"""wav2vec2-base's feature encoder, which the course's small model copies: 25 ms windows, one every 20 ms at 16 kHz."""
-
-
 def ctc_frames_needed(labels: Sequence[int]) -> int:
     """Frames CTC needs to spell ``labels``: one per label, plus a blank between two equal labels in a row."""
     return len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
@@ -113,7 +109,6 @@ def validate_dataset(
     geometry: ConvGeometry | None,
     *,
     on_error: OnError = "fail",
-    text_column: str = "transcription",
 ) -> tuple[Dataset | DatasetDict, ValidationReport]:
     """Find the rows CTC training cannot use, then fail (default) or drop them, never silently.
 
@@ -129,8 +124,8 @@ def validate_dataset(
     bad = tuple(
         BadRow(name, index, *problem)
         for name, split in splits.items()
-        for index, row in enumerate(split.select_columns(["audio", text_column]))
-        if (problem := _row_problem(row["audio"], row[text_column], processor, geometry))
+        for index, row in enumerate(split.select_columns(["audio", "transcription"]))
+        if (problem := _row_problem(row["audio"], row["transcription"], processor, geometry))
     )
     report = ValidationReport(sum(split.num_rows for split in splits.values()), bad, dropped=on_error == "drop")
     if bad and on_error == "fail":

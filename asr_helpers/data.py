@@ -39,23 +39,27 @@ INTENTS: tuple[str, ...] = (
 """MInDS-14's 14 intents, the names of its ``intent_class`` labels."""
 
 
-def resolve_mode(mode: str | None = None, *, verbose: bool = True) -> Mode:
-    """Pick ``offline`` or ``hub``: the argument, then ``ASR_HELPERS_MODE``, then detection.
+def resolve_mode(mode: str | None = None, *, corpus_dir: str | os.PathLike | None = None, verbose: bool = True) -> Mode:
+    """Pick ``offline`` or ``hub``, once, where a program starts: the argument, then
+    ``ASR_HELPERS_MODE``, then detection. Everything below takes the answer as it is.
 
     Detection says offline when ``HF_HUB_OFFLINE=1`` or when the hub does not answer within two
     seconds, so a classroom with flaky wifi falls back to the shipped corpus instead of hanging.
+    A corpus folder (``corpus_dir``) is offline data: it chooses offline, and refuses ``hub``.
     """
     chosen = mode or os.environ.get("ASR_HELPERS_MODE")
-    reason = "asked for"
-    if chosen is None:
+    reason = "asked for" if mode else f"ASR_HELPERS_MODE={chosen}"
+    if corpus_dir is not None and chosen == "hub":
+        raise ValueError(f"{corpus_dir}: a corpus folder is offline data; it cannot be combined with mode 'hub'")
+    if chosen is None and corpus_dir is not None:
+        chosen, reason = "offline", "a corpus folder is offline data"
+    elif chosen is None:
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
             chosen, reason = "offline", "HF_HUB_OFFLINE=1"
         elif _hub_reachable():
             chosen, reason = "hub", "the hub answered"
         else:
             chosen, reason = "offline", "the hub is unreachable"
-    elif mode is None:
-        reason = f"ASR_HELPERS_MODE={chosen}"
     if chosen not in MODES:
         raise ValueError(f"unknown mode {chosen!r}: use one of {', '.join(MODES)}")
     if verbose:
@@ -73,7 +77,7 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
 
 
 def load_minds14(
-    mode: str | None = None,
+    mode: Mode,
     *,
     split: str = "train[:100]",
     test_size: float = 0.2,
@@ -86,7 +90,7 @@ def load_minds14(
     guide does. The shipped corpus already has a test split of held-out voices and sentences;
     ``corpus_dir`` reads another folder in its layout (``python -m asr_helpers synth`` writes one).
     """
-    if resolve_mode(mode, verbose=False) == "offline":
+    if mode == "offline":
         return load_offline_corpus(corpus_dir)
     minds = _load_minds14_hub(split).cast_column("audio", Audio(decode=False))
     return minds.train_test_split(test_size=test_size, seed=seed)

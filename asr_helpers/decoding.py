@@ -1,32 +1,24 @@
-"""Decoding beyond greedy (notebook 07): CTC by hand, word timestamps and forced alignment, and
-transcription into timed words, greedy or with a beam search (:mod:`asr_helpers.beam_search`).
+"""Decoding beyond greedy (notebook 07): CTC by hand, word timestamps, forced alignment and error analysis.
 
-Every decoder starts from the same thing, the model's log-probabilities for every 20 ms
-frame of a whole recording (:func:`frame_log_probs`), so greedy, beam and beam + LM differ only
-in how they read those frames, and word times are frame numbers times the frame's duration.
+Every decoder starts from the same thing, the model's log-probabilities for every 20 ms frame of a
+whole recording (:func:`~asr_helpers.inference.frame_logits`), so greedy, beam and beam + LM
+(:mod:`asr_helpers.beam_search`) differ only in how they read those frames, and word times are
+frame numbers times the frame's duration. :func:`~asr_helpers.inference.transcribe` runs them.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from asr_helpers.audio import AudioDecodeError, load_audio
 from asr_helpers.checks import ConvGeometry
-from asr_helpers.inference import frame_logits
 from asr_helpers.metrics import align
-
-GROUP = 32
-"""Recordings per call to the model in :func:`transcribe_words`: a few batches' worth."""
 
 # --- CTC by hand ------------------------------------------------------------------------------
 
@@ -54,30 +46,6 @@ def transcript_probabilities(probs: np.ndarray, alphabet: str, blank: str = "_")
     return dict(totals.most_common())
 
 
-# --- frames of a whole recording --------------------------------------------------------------
-
-
-@torch.inference_mode()
-def frame_log_probs(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray],
-                    batch_size: int = 8, *, fast: bool = False) -> list[torch.Tensor]:
-    """Frames x tokens log-probabilities of each 16 kHz recording, whatever its length: the frames
-    :func:`asr_helpers.inference.transcribe` takes its argmax of (:func:`~asr_helpers.inference.frame_logits`),
-    so frame ``t`` starts at ``t`` x 20 ms of the recording however many chunks it took."""
-    return [logits.log_softmax(dim=-1) for logits in frame_logits(model, processor, arrays, batch_size, fast=fast)]
-
-
-def load_each(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, paths: Sequence[str | Path]) -> list[np.ndarray | AudioDecodeError]:
-    """Each file at the model's rate, or the error that says why it cannot be used: one bad file must not cost the others."""
-    rate, min_samples = processor.feature_extractor.sampling_rate, ConvGeometry.of(model.config).min_samples
-    results: list[np.ndarray | AudioDecodeError] = []
-    for path in paths:
-        try:
-            results.append(load_audio(str(path), rate, min_samples=min_samples))
-        except AudioDecodeError as error:
-            results.append(error)
-    return results
-
-
 # --- words and their times --------------------------------------------------------------------
 
 
@@ -92,7 +60,7 @@ class Word:
 
 def frame_seconds(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor) -> float:
     """How long one output frame lasts: the samples per frame over the sampling rate (20 ms for wav2vec2)."""
-    return model.config.inputs_to_logits_ratio / processor.feature_extractor.sampling_rate
+    return ConvGeometry.of(model.config).frame_samples / processor.feature_extractor.sampling_rate
 
 
 def words_from_frames(path: Sequence[str], frame_s: float, blank: str = "<pad>", delimiter: str = "|") -> list[Word]:
@@ -148,7 +116,7 @@ def forced_align(log_probs: np.ndarray, targets: Sequence[int], blank: int) -> l
     return path[::-1]
 
 
-# --- greedy words and whole recordings ------------------------------------------------------
+# --- greedy words --------------------------------------------------------------------------
 
 
 def greedy_words(processor: Wav2Vec2Processor, log_probs: torch.Tensor, frame_s: float) -> list[Word]:
@@ -157,22 +125,6 @@ def greedy_words(processor: Wav2Vec2Processor, log_probs: torch.Tensor, frame_s:
     output = processor.decode(log_probs.argmax(dim=-1), output_word_offsets=True)
     return [Word(o["word"], round(float(o["start_offset"]) * frame_s, 3), round(float(o["end_offset"]) * frame_s, 3))
             for o in output.word_offsets]
-
-
-def transcribe_words(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray],
-                     decoder: Callable[[torch.Tensor], list[Word]] | None = None, batch_size: int = 8, *, fast: bool = False,
-                     progress: bool = False) -> list[list[Word]]:
-    """Timed words of each 16 kHz recording, greedy or with ``decoder``; ``progress`` draws a bar on stderr.
-
-    Recordings go to the model :data:`GROUP` at a time, so memory stays bounded and the bar moves.
-    """
-    frame_s, results = frame_seconds(model, processor), []
-    with tqdm(total=len(arrays), unit="file", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, len(arrays), GROUP):
-            for log_probs in frame_log_probs(model, processor, arrays[start : start + GROUP], batch_size, fast=fast):
-                results.append(decoder(log_probs) if decoder is not None else greedy_words(processor, log_probs, frame_s))
-                bar.update()
-    return results
 
 
 # --- error analysis ---------------------------------------------------------------------------

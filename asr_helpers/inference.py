@@ -1,28 +1,37 @@
-"""Turning audio into text with a fine-tuned model: the pipeline and the manual greedy CTC path.
+"""Turning audio into words with a fine-tuned model (notebook 06): one route, :func:`transcribe`,
+from files or arrays to a :class:`Transcript` each, greedy or with a beam search, every word timed.
 
-The device is chosen once, where a program starts (``python -m asr_helpers --device``, a notebook's
-model cell): :func:`load_trained` puts the model there, and everything below follows the model
-(``model.device``), returning logits on the CPU.
+The command line (``transcribe``, ``evaluate``), notebooks 06 and 07 and the demo all go through
+it. The device is chosen once, where a program starts (``python -m asr_helpers --device``, a
+notebook's model cell): :func:`load_trained` puts the model there, and everything below follows the
+model (``model.device``), returning logits on the CPU.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 from transformers import AutoModelForCTC, AutoProcessor, Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from asr_helpers.audio import AudioDecodeError, check_duration, load_audio
 from asr_helpers.checks import ConvGeometry
+from asr_helpers.decoding import Word, frame_seconds, greedy_words
 
 CHUNK_LENGTH_S = 20.0
 STRIDE_LENGTH_S = 4.0
+GROUP = 32
+"""Recordings per call to the model in :func:`transcribe`: a few batches' worth, so memory stays bounded and the bar moves."""
+Decoder = Callable[[torch.Tensor], list[Word]]
+"""A search over one recording's frames x tokens log-probabilities, e.g. :class:`~asr_helpers.beam_search.BeamSearchDecoder`."""
 
 
 def load_trained(model_dir: str | Path, device: str | torch.device) -> tuple[Wav2Vec2ForCTC, Wav2Vec2Processor]:
@@ -35,16 +44,6 @@ def load_trained(model_dir: str | Path, device: str | torch.device) -> tuple[Wav
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: no trained model here (run `python -m asr_helpers train` first)")
     return AutoModelForCTC.from_pretrained(model_dir).to(device).eval(), AutoProcessor.from_pretrained(model_dir)
-
-
-@torch.inference_mode()
-def ctc_logits(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray]) -> torch.Tensor:
-    """Frame-by-token scores for a batch of 16 kHz arrays (padded to the longest)."""
-    inputs = processor(
-        audio=list(arrays), sampling_rate=processor.feature_extractor.sampling_rate,
-        padding=True, return_tensors="pt",
-    )
-    return model(**inputs.to(model.device)).logits
 
 
 def ctc_collapse(path: Sequence[str], blank: str, delimiter: str) -> str:
@@ -64,69 +63,68 @@ def ctc_collapse(path: Sequence[str], blank: str, delimiter: str) -> str:
     return "".join(" " if token == delimiter else token for token in merged if token != blank).strip()
 
 
-def greedy_decode(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, arrays: Sequence[np.ndarray]) -> list[str]:
-    """The manual path of the guide: logits -> argmax per frame -> ``batch_decode``.
-
-    ``batch_decode`` does the CTC collapse: merge repeated tokens, then drop blanks (``<pad>``).
-    """
-    predicted_ids = torch.argmax(ctc_logits(model, processor, arrays), dim=-1)
-    return processor.batch_decode(predicted_ids)
-
-
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped so each batch holds items of similar length: little padding to compute."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
+@dataclass(frozen=True)
+class Transcript:
+    """One recording's transcript: the text, and its words with their start and end in seconds."""
+
+    text: str
+    words: list[Word]
+
+
 def transcribe(
     model: Wav2Vec2ForCTC,
     processor: Wav2Vec2Processor,
     audio: Sequence[str | Path | dict | np.ndarray],
-    batch_size: int = 8,
     *,
+    decoder: Decoder | None = None,
+    batch_size: int = 8,
+    fast: bool = False,
+    progress: bool = False,
     chunk_length_s: float = CHUNK_LENGTH_S,
     stride_length_s: float = STRIDE_LENGTH_S,
-    fast: bool = False,
-) -> list[str]:
-    """Transcribe files (any rate, mono or stereo), datasets audio dicts or 16 kHz arrays, batched by length, in input order.
+) -> list[Transcript | AudioDecodeError]:
+    """Transcribe files (any format and rate, mono or stereo), datasets audio dicts or 16 kHz arrays, in input order.
 
-    Recordings longer than ``chunk_length_s`` are transcribed in overlapping chunks (see
-    :func:`chunk_spans`), so memory depends on ``batch_size`` and the chunk length, not on the
-    recording. ``fast=True`` computes the model's convolutions as FFTs and matrix products
-    (:func:`~asr_helpers.fast.convolutions.convolutions_replaced`: the same texts, about 1.3
-    times faster on 2 CPU cores). The first input that cannot be used raises
-    :class:`AudioDecodeError`; :func:`transcribe_each` transcribes the others anyway.
+    Greedy by default, as the guide's pipeline: the argmax of every frame, ``processor.decode``d,
+    with word times from its ``output_word_offsets``; with ``decoder`` (a beam search, notebook 07)
+    its words. An input that cannot be used gets the :class:`AudioDecodeError` that says why in
+    its place, and every other input is still transcribed: one bad file never costs the others (a
+    caller that needs them all, like ``evaluate``, checks). Recordings longer than
+    ``chunk_length_s`` go in overlapping chunks (:func:`frame_logits`), so memory depends on
+    ``batch_size`` and the chunk length, not on the recording. ``fast=True`` computes the
+    convolutions as FFTs and matrix products (:mod:`asr_helpers.fast.convolutions`: the same text,
+    faster on CPU). ``progress`` draws a bar on stderr.
     """
-    arrays = [_model_audio(item, index, model, processor) for index, item in enumerate(audio)]
-    return _transcribe_arrays(model, processor, arrays, batch_size, chunk_length_s, stride_length_s, fast)
-
-
-def transcribe_each(
-    model: Wav2Vec2ForCTC,
-    processor: Wav2Vec2Processor,
-    audio: Sequence[str | Path | dict | np.ndarray],
-    batch_size: int = 8,
-    *,
-    chunk_length_s: float = CHUNK_LENGTH_S,
-    stride_length_s: float = STRIDE_LENGTH_S,
-    fast: bool = False,
-) -> list[str | AudioDecodeError]:
-    """:func:`transcribe`, except that an input that cannot be used gets its error in its place
-    and every other input is still transcribed: one bad file must not cost the good ones."""
-    results: list[str | AudioDecodeError | np.ndarray] = []
+    results: list = []
     for index, item in enumerate(audio):
         try:
             results.append(_model_audio(item, index, model, processor))
         except AudioDecodeError as error:
             results.append(error)
-    good = [index for index, result in enumerate(results) if isinstance(result, np.ndarray)]
-    texts = _transcribe_arrays(
-        model, processor, [results[i] for i in good], batch_size, chunk_length_s, stride_length_s, fast
-    )
-    for index, text in zip(good, texts):
-        results[index] = text
+    good, frame_s = [i for i, result in enumerate(results) if isinstance(result, np.ndarray)], frame_seconds(model, processor)
+    with tqdm(total=len(good), unit="file", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(good), GROUP):
+            group = good[start : start + GROUP]
+            logits = frame_logits(model, processor, [results[i] for i in group], batch_size,
+                                  chunk_length_s=chunk_length_s, stride_length_s=stride_length_s, fast=fast)
+            for index, frames in zip(group, logits):
+                results[index] = _transcript(processor, frames.log_softmax(dim=-1), decoder, frame_s)
+                bar.update()
     return results
+
+
+def _transcript(processor: Wav2Vec2Processor, log_probs: torch.Tensor, decoder: Decoder | None, frame_s: float) -> Transcript:
+    """Greedy: the CTC collapse of the argmax path (after the chunks are joined: a letter may span two); else ``decoder``'s words."""
+    if decoder is None:
+        return Transcript(processor.decode(log_probs.argmax(dim=-1)), greedy_words(processor, log_probs, frame_s))
+    words = decoder(log_probs)
+    return Transcript(" ".join(word.word for word in words), words)
 
 
 def _model_audio(item: str | Path | dict | np.ndarray, index: int, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor) -> np.ndarray:
@@ -182,7 +180,7 @@ def frame_logits(
     Each recording is normalised whole, cut into overlapping chunks (:func:`chunk_spans`) that
     are batched by length, and each chunk's middle frames are kept and joined, so frame ``t`` of
     the result starts at ``t`` x 20 ms of the recording, however many chunks it took. Greedy
-    decoding (:func:`transcribe`) and beam search (:mod:`asr_helpers.decoding`) both start here.
+    decoding and beam search (:func:`transcribe`) both start here.
     """
     geometry = ConvGeometry.of(model.config)
     rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
@@ -204,21 +202,6 @@ def frame_logits(
     for (item, _), logits in zip(pieces, kept):
         joined[item].append(logits)
     return [torch.cat(parts) for parts in joined]
-
-
-def _transcribe_arrays(
-    model: Wav2Vec2ForCTC,
-    processor: Wav2Vec2Processor,
-    arrays: Sequence[np.ndarray],
-    batch_size: int,
-    chunk_length_s: float,
-    stride_length_s: float,
-    fast: bool,
-) -> list[str]:
-    """Greedy decoding of :func:`frame_logits`: the CTC collapse comes after joining the chunks (a letter may span two)."""
-    logits = frame_logits(model, processor, arrays, batch_size, chunk_length_s=chunk_length_s,
-                          stride_length_s=stride_length_s, fast=fast)
-    return [processor.decode(frames.argmax(dim=-1)) for frames in logits]
 
 
 @torch.inference_mode()

@@ -3,10 +3,10 @@ shipped course-base offline, and the small configuration both course models are 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import AutoModelForCTC, Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor
-
-from asr_helpers.preprocessing import pretrained_checkpoint
 
 
 COURSE_BASE_SIZE = {"hidden_size": 256, "num_layers": 6, "intermediate_size": 512}  # 3.5 M parameters, 14 MB
@@ -48,10 +48,11 @@ def small_config(
 
 
 def load_model(
-    processor: Wav2Vec2Processor, mode: str | None = None, *, freeze_feature_encoder: bool = False, seed: int = 0
+    processor: Wav2Vec2Processor, checkpoint: str | Path, *, freeze_feature_encoder: bool = False, seed: int = 0
 ) -> Wav2Vec2ForCTC:
-    """A pre-trained Wav2Vec2 ready for CTC fine-tuning: ``facebook/wav2vec2-base`` (hub) or the
-    shipped ``course-base`` checkpoint (offline), which already hears synthetic English speech.
+    """A pre-trained Wav2Vec2 ready for CTC fine-tuning, from ``checkpoint``: ``facebook/wav2vec2-base``
+    (hub) or the shipped ``course-base`` (offline), which already hears synthetic English speech
+    (:func:`~asr_helpers.preprocessing.pretrained_checkpoint` gives a mode's).
 
     ``ctc_loss_reduction="mean"`` averages the loss over target lengths so long and short
     utterances weigh alike; the pad id doubles as the CTC blank. When the processor's vocabulary
@@ -62,7 +63,7 @@ def load_model(
     tokenizer = processor.tokenizer
     torch.manual_seed(seed)
     model = AutoModelForCTC.from_pretrained(
-        pretrained_checkpoint(mode), ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer),
+        checkpoint, ctc_loss_reduction="mean", pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer),
         ctc_zero_infinity=False,  # an impossible alignment must show as inf and be reported, not zeroed
         ignore_mismatched_sizes=True,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
 from asr_helpers.audio import TARGET_SAMPLING_RATE, load_audio
-from asr_helpers.data import resolve_mode
+from asr_helpers.data import Mode
 from asr_helpers.text import normalize_text
 
 HUB_CHECKPOINT = "facebook/wav2vec2-base"
@@ -23,13 +23,13 @@ COURSE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "course-base"
 PAD, UNK, WORD_DELIMITER = "<pad>", "<unk>", "|"
 
 
-def pretrained_checkpoint(mode: str | None = None) -> str | Path:
+def pretrained_checkpoint(mode: Mode) -> str | Path:
     """Where the model we fine-tune comes from: wav2vec2-base on the hub, or course-base offline.
 
     Both come with their processor, so ``AutoProcessor.from_pretrained`` and
     ``AutoModelForCTC.from_pretrained`` take this one name in either mode.
     """
-    return HUB_CHECKPOINT if resolve_mode(mode, verbose=False) == "hub" else COURSE_CHECKPOINT
+    return HUB_CHECKPOINT if mode == "hub" else COURSE_CHECKPOINT
 
 
 def build_vocab(texts: Iterable[str]) -> dict[str, int]:

@@ -5,13 +5,14 @@ job of ``python -m asr_helpers train``.
 The recipes (steps, warm-up, learning rate...) are data, in ``recipes.json``: the guide's for
 wav2vec2-base on a GPU, a short one for wav2vec2-base without a GPU, and the offline course's.
 Notebook 05 writes the ``TrainingArguments(...)`` call out; :func:`training_arguments` is the
-same call for the command line (``tests/test_notebook_agreement.py`` checks they agree).
+same call for the command line (``tests/test_notebooks.py`` checks they agree).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from functools import partial
 from pathlib import Path
@@ -26,17 +27,18 @@ from asr_helpers import collator, metrics, modeling
 from asr_helpers.cache import PREPARATION_MODULES, cache_dir, fingerprint, prepared_course_data
 from asr_helpers.checks import ConvGeometry, OnError
 from asr_helpers.collator import DataCollatorCTCWithPadding
-from asr_helpers.data import resolve_mode
+from asr_helpers.data import Mode
 from asr_helpers.metrics import load_metric, make_compute_metrics
 from asr_helpers.modeling import load_model
+from asr_helpers.preprocessing import pretrained_checkpoint
 
 RECIPES: dict[str, dict] = json.loads((Path(__file__).parent / "recipes.json").read_text())
-COURSE_STEPS: int = RECIPES["course"]["max_steps"]
-"""Training steps of the offline course: under 3 minutes on 2 CPU cores (about 0.37 s a step, evaluations included)."""
+COMPLETE = "training_complete.json"
+"""Written last into a saved model folder, with the final evaluation: a folder without it is an interrupted save."""
 _SCALED = ("warmup_steps", "eval_steps", "save_steps", "logging_steps")
 
 
-def recipe_for(mode: str, max_steps: int | None = None, *, cuda: bool | None = None, verbose: bool = True) -> dict:
+def recipe_for(mode: Mode, max_steps: int | None = None, *, cuda: bool | None = None, verbose: bool = True) -> dict:
     """The recipe for ``mode``: the guide's (hub, GPU), ``hub-cpu`` (hub, no GPU) or ``course`` (offline).
 
     ``max_steps`` lengthens or shortens it, scaling warm-up, evaluation, saving and logging in
@@ -152,7 +154,7 @@ def build_trainer(
     processor: Wav2Vec2Processor,
     train_dataset: Dataset,
     eval_dataset: Dataset,
-    mode: str = "offline",
+    mode: Mode,
 ) -> CTCTrainer:
     """Notebook 05's ``CTCTrainer(...)`` for the command line: the processor as ``processing_class``
     (formerly ``tokenizer``), notebook 03's collator and notebook 04's ``compute_metrics``, which
@@ -238,54 +240,70 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
 
 def fine_tune(
     output_dir: str | Path,
+    mode: Mode,
     *,
-    mode: str | None = None,
+    checkpoint: str | Path | None = None,
     max_steps: int | None = None,
     resume: bool = False,
     on_bad_rows: OnError = "fail",
     corpus_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """The whole job of ``python -m asr_helpers train``, as notebooks 02-05 do it: data, processor,
-    model, train, evaluate, save.
+    model, train, evaluate, save (:func:`save_trained`).
 
-    ``max_steps`` defaults to the recipe's (:func:`recipe_for`). ``resume`` continues from the
-    newest complete checkpoint in ``output_dir``: the Trainer restores weights, optimizer,
-    schedule, random state and place in the data, so the result is that of an uninterrupted run.
-    The convolutional feature encoder stays frozen, as the wav2vec2 paper does: it already hears
-    speech, and on CPU its backward pass would cost two thirds of every step. ``on_bad_rows`` and
-    ``corpus_dir`` go to :func:`~asr_helpers.cache.prepared_course_data`; a NaN or infinite loss
-    stops the run with :class:`NonFiniteLossError`.
+    ``mode`` comes decided (:func:`~asr_helpers.data.resolve_mode`, at the program's start);
+    ``checkpoint`` is the model to fine-tune, by default the mode's
+    (:func:`~asr_helpers.preprocessing.pretrained_checkpoint`). ``max_steps`` defaults to the
+    recipe's (:func:`recipe_for`). ``resume`` continues from the newest complete checkpoint in
+    ``output_dir``: the Trainer restores weights, optimizer, schedule, random state and place in the
+    data, so the result is that of an uninterrupted run. The convolutional feature encoder stays
+    frozen, as the wav2vec2 paper does: it already hears speech, and on CPU its backward pass would
+    cost two thirds of every step. ``on_bad_rows`` and ``corpus_dir`` go to
+    :func:`~asr_helpers.cache.prepared_course_data`; a NaN or infinite loss stops the run with
+    :class:`NonFiniteLossError`.
 
     Started by ``torchrun --nproc_per_node N`` (or ``accelerate launch``), it trains data-parallel:
     the recipe's batch of 8 is split across the N processes (:func:`data_parallel_batch`), so the
     effective batch, the learning rate and the schedule stay the recipe's; the main process
     prepares the data first and the others read it from the cache; only the main process saves.
     """
-    mode = resolve_mode(mode or ("offline" if corpus_dir else None), verbose=_is_main_process())
-    recipe = recipe_for(mode, max_steps, verbose=_is_main_process())
-    args = training_arguments(output_dir, recipe, **data_parallel_batch(_world_size()))
+    checkpoint = pretrained_checkpoint(mode) if checkpoint is None else checkpoint
+    recipe = recipe_for(mode, max_steps, verbose=is_main_process())
+    args = training_arguments(output_dir, recipe, **data_parallel_batch(world_size()))
     with args.main_process_first(desc="preparing the data"):
-        processor, prepared = prepared_course_data(mode, on_error=on_bad_rows, corpus_dir=corpus_dir)
-    model = load_model(processor, mode, freeze_feature_encoder=True)
+        processor, prepared = prepared_course_data(mode, checkpoint=checkpoint, on_error=on_bad_rows, corpus_dir=corpus_dir)
+    model = load_model(processor, checkpoint, freeze_feature_encoder=True)
     trainer = build_trainer(model, args, processor, prepared["train"], prepared["test"], mode)
     trainer.add_callback(StopOnNonFiniteLoss())
-    checkpoint = last_checkpoint(output_dir) if resume else None
+    last = last_checkpoint(output_dir) if resume else None
     if resume and trainer.is_world_process_zero():
-        print(f"resuming from {checkpoint}" if checkpoint else f"no complete checkpoint in {output_dir}: starting from step 0")
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        print(f"resuming from {last}" if last else f"no complete checkpoint in {output_dir}: starting from step 0")
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     metrics_ = trainer.evaluate()
-    trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
-    if trainer.is_world_process_zero():
-        processor.save_pretrained(str(output_dir))
+    save_trained(trainer, processor, output_dir, metrics_)
     return metrics_
 
 
-def _world_size() -> int:
+def save_trained(trainer: Trainer, processor: Wav2Vec2Processor, output_dir: str | Path, metrics_: dict[str, float]) -> None:
+    """Save the model and processor, then :data:`COMPLETE` with the final evaluation, last, so an
+    interrupted save never passes for a model; then remove the Trainer's ``checkpoint-N`` folders,
+    whose optimizer state only a resume of this run could use. The main process does it all."""
+    trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
+    if not trainer.is_world_process_zero():
+        return
+    processor.save_pretrained(str(output_dir))
+    (Path(output_dir) / COMPLETE).write_text(json.dumps(metrics_, indent=1) + "\n")
+    for folder in Path(output_dir).glob("checkpoint-*"):
+        shutil.rmtree(folder)
+
+
+def world_size() -> int:
     """How many processes ``torchrun`` or ``accelerate launch`` started (``WORLD_SIZE``), 1 without them."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
+    """Whether this is the process that prints and saves (``RANK`` 0, or no launcher)."""
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -299,7 +317,7 @@ def data_parallel_batch(world_size: int, batch: int = 8) -> dict:
     per_process = batch // world_size
     if batch % world_size:
         raise ValueError(f"{world_size} processes cannot share a batch of {batch} evenly: use 1, 2, 4 or 8 processes")
-    if _is_main_process():
+    if is_main_process():
         print(f"data parallel: {world_size} processes x {per_process} examples = effective batch {per_process * world_size}"
               f" (the recipe's {batch}); learning rate and schedule unchanged")
     settings: dict = {"per_device_train_batch_size": per_process}
@@ -312,17 +330,21 @@ TRAINING_MODULES = (*PREPARATION_MODULES, collator, metrics, modeling)
 """The code behind a trained model, besides this module: part of the model cache key."""
 
 
-def course_model_dir(mode: str | None = None, max_steps: int | None = None) -> Path:
-    """Where notebook 05 saves the fine-tuned model, so later notebooks find it."""
-    mode = resolve_mode(mode, verbose=False)
+def course_model_dir(mode: Mode, max_steps: int | None = None) -> Path:
+    """Where notebook 05 saves the fine-tuned model, so later notebooks find it. The key holds the
+    recipe's numbers (not its prose), the base checkpoint's bytes, the library versions and the code."""
     recipe = recipe_for(mode, max_steps, verbose=False)
-    key = fingerprint(mode, recipe, modules=(*TRAINING_MODULES, sys.modules[__name__]))
+    settings = {key: value for key, value in recipe.items() if key != "why"}
+    key = fingerprint(mode, settings, checkpoint=pretrained_checkpoint(mode), modules=(*TRAINING_MODULES, sys.modules[__name__]))
     return cache_dir(f"model-{mode}-{recipe['max_steps']}-{key}")
 
 
-def course_model(mode: str | None = None, max_steps: int | None = None) -> Path:
-    """Notebook 05's result in one call: the fine-tuned model's folder, trained now if not cached."""
+def course_model(mode: Mode, max_steps: int | None = None) -> Path:
+    """Notebook 05's result in one call: the fine-tuned model's folder, trained now if not cached.
+
+    A folder without :data:`COMPLETE` is an interrupted run: it resumes from its last checkpoint.
+    """
     folder = course_model_dir(mode, max_steps)
-    if not (folder / "model.safetensors").is_file():
-        fine_tune(folder, mode=mode, max_steps=max_steps)
+    if not (folder / COMPLETE).is_file():
+        fine_tune(folder, mode, max_steps=max_steps, resume=folder.is_dir())
     return folder

@@ -48,10 +48,11 @@ from asr_helpers.data import CORPUS_DIR  # noqa: E402
 from asr_helpers.fast.int8 import quantize_dynamic_int8  # noqa: E402
 from asr_helpers.inference import load_trained, transcribe  # noqa: E402
 from asr_helpers.metrics import word_error_rate  # noqa: E402
+from asr_helpers.preprocessing import COURSE_CHECKPOINT  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
 from repeats import cpu_name, machine, ratio, run_interleaved, run_order, slug, timed_spreads, write_json  # noqa: E402
 
-DEFAULT_MODEL = ROOT / "asr_helpers" / "checkpoints" / "course-base"
+DEFAULT_MODEL = COURSE_CHECKPOINT
 GUIDE_PIPELINE = "pipeline, 1 file at a time (the guide)"
 
 Transcriber = Callable[[Sequence[Path]], list[str]]
@@ -89,11 +90,14 @@ def pipeline_paths(pipe, rate: int, batch_size: int, chunk_length_s: float) -> d
 def transcribe_paths(model, processor, batch_size: int) -> dict[str, Transcriber]:
     """The project's ``transcribe``: as called by default, with ``fast=True``, and in int8."""
     quantized = quantize_dynamic_int8(model)
+
+    def texts(on, paths, **kwargs) -> list[str]:
+        return [result.text for result in transcribe(on, processor, paths, batch_size=batch_size, **kwargs)]
+
     return {
-        f"transcribe, batch {batch_size}, default modules": lambda ps: transcribe(model, processor, ps, batch_size),
-        f"transcribe(fast=True), batch {batch_size}": lambda ps: transcribe(model, processor, ps, batch_size, fast=True),
-        f"transcribe(fast=True) int8, batch {batch_size}": lambda ps: transcribe(quantized, processor, ps, batch_size,
-                                                                                 fast=True),
+        f"transcribe, batch {batch_size}, default modules": lambda ps: texts(model, ps),
+        f"transcribe(fast=True), batch {batch_size}": lambda ps: texts(model, ps, fast=True),
+        f"transcribe(fast=True) int8, batch {batch_size}": lambda ps: texts(quantized, ps, fast=True),
     }
 
 

@@ -52,7 +52,7 @@ from asr_helpers import decoding, ngram  # noqa: E402
 from asr_helpers.audio import load_audio, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set  # noqa: E402
 from asr_helpers.beam_search import BeamSearchDecoder, BeamSettings  # noqa: E402
-from asr_helpers.inference import load_trained  # noqa: E402
+from asr_helpers.inference import frame_logits, load_trained  # noqa: E402
 from asr_helpers.metrics import align, character_error_rate, word_error_rate  # noqa: E402
 from asr_helpers.synth import ACCENTS, SAMPLE_RATE, VARIANTS, speak  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
@@ -155,15 +155,19 @@ def main(argv: list[str] | None = None) -> int:
             return processor.batch_decode([lp.argmax(dim=-1) for lp in log_probs])
         return [" ".join(w.word for w in decoder(lp)) for lp in log_probs]
 
+    def frame_log_probs(arrays: list[np.ndarray]) -> list[torch.Tensor]:
+        """The frames every decoder reads: those of ``transcribe``."""
+        return [logits.log_softmax(dim=-1) for logits in frame_logits(model, processor, arrays)]
+
     # accuracy: the test split and the unseen sentences
-    arrays = decoding.load_each(model, processor, corpus["test"]["path"])  # the shipped files all load
+    arrays = [load_audio(path) for path in corpus["test"]["path"]]  # the shipped files all load
     references = [normalize_text(t) for t in corpus["test"]["transcription"]]
     audio_s = sum(len(a) for a in arrays) / 16_000
-    log_probs = decoding.frame_log_probs(model, processor, arrays)
+    log_probs = frame_log_probs(arrays)
     unseen_set = load_unseen_set()
     unseen_refs = [normalize_text(s) for s in unseen_set["transcription"]]
     unseen_audio = [load_audio(path) for path in unseen_set["path"]]
-    unseen_log_probs = decoding.frame_log_probs(model, processor, unseen_audio)
+    unseen_log_probs = frame_log_probs(unseen_audio)
     oov = sum(w not in set(lexicon) for s in unseen_refs for w in s.split())
     results = {}
     for name, decoder in decoders.items():
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
              for beam in (1, 5, 20, 50) for weight in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
 
     # speed: warm-up, then interleaved passes in a rotating order
-    jobs = {(name, kind): (lambda d=decoder, k=kind: texts(d, log_probs if k == "decode" else decoding.frame_log_probs(model, processor, arrays)))
+    jobs = {(name, kind): (lambda d=decoder, k=kind: texts(d, log_probs if k == "decode" else frame_log_probs(arrays)))
             for name, decoder in decoders.items() for kind in ("decode", "end to end")}
     for job in jobs.values():
         job()
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     # timestamps: words with known boundaries
     rng = random.Random(14)
     recordings = [words_with_known_times(s, rng) for s in references[: args.timestamp_sentences]]
-    timing_log_probs = decoding.frame_log_probs(model, processor, [audio for audio, _ in recordings])
+    timing_log_probs = frame_log_probs([audio for audio, _ in recordings])
     errors: dict[str, list[float]] = {"greedy": [], "beam + lexicon + LM": [], "forced alignment": []}
     n_words = sum(len(truth) for _, truth in recordings)
     blank = processor.tokenizer.pad_token_id

@@ -37,16 +37,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asr_helpers import preprocessing  # noqa: E402
 from asr_helpers.audio import TARGET_SAMPLING_RATE, load_audio, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set  # noqa: E402
 from asr_helpers.inference import load_trained, transcribe  # noqa: E402
 from asr_helpers.metrics import word_error_rate, word_error_rates_by  # noqa: E402
+from asr_helpers.preprocessing import COURSE_CHECKPOINT  # noqa: E402
 from asr_helpers.synth import SAMPLE_RATE as TELEPHONE_RATE  # noqa: E402  (the corpus's 8 kHz)
 from asr_helpers.text import normalize_text  # noqa: E402
 from asr_helpers.training import fine_tune  # noqa: E402
 
-CHECKPOINT = Path("asr_helpers") / "checkpoints" / "course-base"
+CHECKPOINT = COURSE_CHECKPOINT.relative_to(ROOT)  # as git names it
 
 
 def telephone_front_end(array: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ def word_error_rates(model_dir: Path, sets: dict[str, tuple[list[np.ndarray], li
     for front_end, apply in FRONT_ENDS.items():
         row: dict[str, float] = {}
         for name, (arrays, references, groups) in sets.items():
-            hypotheses = transcribe(model, processor, [apply(array) for array in arrays])
+            hypotheses = [result.text for result in transcribe(model, processor, [apply(array) for array in arrays])]
             row[name] = round(word_error_rate(hypotheses, references), 4)
             for group, (wer, _, _) in word_error_rates_by(hypotheses, references, groups).items():
                 row[group] = round(wer, 4)
@@ -86,9 +86,8 @@ def word_error_rates(model_dir: Path, sets: dict[str, tuple[list[np.ndarray], li
 
 def measure_base(label: str, base: Path, sets: dict, work: Path) -> dict:
     """The base as it is, then fine-tuned by the course recipe (from this base), both measured."""
-    preprocessing.COURSE_CHECKPOINT = base  # the offline recipe starts from COURSE_CHECKPOINT
     started = time.perf_counter()
-    fine_tune(work / label, mode="offline")
+    fine_tune(work / label, "offline", checkpoint=base)
     minutes = (time.perf_counter() - started) / 60
     return {
         "base": word_error_rates(base, sets),

@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transformers import Trainer, TrainerCallback, Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
 
 from asr_helpers.cache import prepare_splits  # noqa: E402
+from asr_helpers.checks import ConvGeometry  # noqa: E402
 from asr_helpers.data import load_offline_corpus  # noqa: E402
 from asr_helpers.fast.training import build_fast_trainer, fast_training_args, guide_arguments  # noqa: E402
 from asr_helpers.synth import EN_US_LANG_ID, METADATA_COLUMNS, SAMPLE_RATE, to_pcm16  # noqa: E402
@@ -171,10 +172,10 @@ def run_recipe(args: argparse.Namespace) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     began = time.perf_counter()
     processor = letter_processor()
-    prepared, _ = prepare_splits(load_offline_corpus(args.corpus), processor)
+    base = base_config(args.tiny)
+    prepared, _ = prepare_splits(load_offline_corpus(args.corpus), processor, ConvGeometry.of(base))
     prepared_at = time.perf_counter()
     torch.manual_seed(0)
-    base = base_config(args.tiny)
     model = Wav2Vec2ForCTC(model_config(base, len(processor.tokenizer), base.layerdrop))
     built_at = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"e2e-{args.child}-") as out:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Same samples, same loss: the guide's recipe and the fast profile train the offline course model.
 
-Both runs fine-tune the offline course's model (``load_model(processor, "offline")``: the shipped
+Both runs fine-tune the offline course's model (``load_model(processor, COURSE_CHECKPOINT)``: the shipped
 ``course-base`` checkpoint with a CTC head for the corpus's vocabulary, feature encoder frozen as
 for wav2vec2-base) on the shipped MInDS-14-like corpus with one recipe, given for the guide's
 effective batch of 16 (learning rate ``--lr``, 10 % warm-up, ``--samples`` examples in all). The guide profile computes
@@ -45,6 +45,7 @@ from asr_helpers.fast.training import (  # noqa: E402
     seed_length_grouping,
 )
 from asr_helpers.modeling import load_model  # noqa: E402
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.training import build_trainer  # noqa: E402
 
 REFERENCE_BATCH = 16
@@ -58,7 +59,7 @@ def run(name: str, args, processor, data) -> dict:
         save_strategy="no", load_best_model_at_end=False, seed=0, data_seed=0, disable_tqdm=True, report_to="none",
     )
     out = Path(tempfile.mkdtemp(prefix=f"curves-{name}-"))
-    model = load_model(processor, "offline", seed=0, freeze_feature_encoder=True)
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0, freeze_feature_encoder=True)
     if name == "guide":
         targs = guide_arguments(out, **recipe)
         trainer = seed_length_grouping(build_trainer(model, targs, processor, data["train"], data["test"], "offline"))

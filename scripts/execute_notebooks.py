@@ -107,15 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="write the executed notebooks here instead of in place")
     args = parser.parse_args(argv)
     os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", ASR_HELPERS_MODE=args.mode, TOKENIZERS_PARALLELISM="false")
-    os.environ.setdefault("ASR_HELPERS_CACHE", tempfile.mkdtemp(prefix="asr_helpers_cache_"))
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    total = 0.0
-    for path in paths:
-        output = (args.output_dir / path.name) if args.output_dir else path.resolve()
-        output.parent.mkdir(parents=True, exist_ok=True)
-        elapsed = execute(path.resolve(), args.timeout, output)
-        total += elapsed
-        print(f"{path.name:<28} {elapsed:6.1f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="asr_helpers_cache_") as fresh:  # removed at the end, whatever happens
+        os.environ.setdefault("ASR_HELPERS_CACHE", fresh)
+        total = 0.0
+        for path in paths:
+            output = (args.output_dir / path.name) if args.output_dir else path.resolve()
+            output.parent.mkdir(parents=True, exist_ok=True)
+            elapsed = execute(path.resolve(), args.timeout, output)
+            total += elapsed
+            print(f"{path.name:<28} {elapsed:6.1f} s", flush=True)
     print(f"{'total':<28} {total:6.1f} s")
     return 0
 

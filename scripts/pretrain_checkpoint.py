@@ -66,7 +66,6 @@ from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"  # every character normalize_text can leave in a transcript
-FRAME = 320  # input samples per output frame of the feature encoder at 16 kHz (20 ms)
 CALIBRATION_STEPS = (200, 400)  # steps timed to fit a run into --minutes (inside the warm-up, before any decay)
 SPEED_MARGIN = 0.93  # evaluations and slower late steps: keep a margin when fitting the run into --minutes
 BUCKET = 4000  # batches are padded to a multiple of 0.25 s: few shapes, so GPU kernels are planned once

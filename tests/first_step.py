@@ -15,19 +15,19 @@ are off.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from asr_helpers.cache import prepared_course_data
 from asr_helpers.modeling import load_model
-from asr_helpers.training import build_trainer, data_parallel_batch, recipe_for, training_arguments
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
+from asr_helpers.training import build_trainer, data_parallel_batch, is_main_process, recipe_for, training_arguments, world_size
 
 
 def first_step(out: Path, per_device: int | None = None, accumulation: int = 1, *, evaluate: bool = True) -> list[dict]:
     """The log of one evaluation (``evaluate``) and one training step; ``per_device`` defaults to
     the recipe's batch split over the processes."""
-    batch = data_parallel_batch(int(os.environ.get("WORLD_SIZE", "1")))
+    batch = data_parallel_batch(world_size())
     if per_device is not None:
         batch["per_device_train_batch_size"] = per_device
     args = training_arguments(
@@ -37,7 +37,7 @@ def first_step(out: Path, per_device: int | None = None, accumulation: int = 1, 
     )
     with args.main_process_first():
         processor, prepared = prepared_course_data("offline")
-    model = load_model(processor, "offline", freeze_feature_encoder=True)
+    model = load_model(processor, COURSE_CHECKPOINT, freeze_feature_encoder=True)
     model.config.mask_time_prob = 0.0
     model.dropout.p = 0.0
     trainer = build_trainer(model, args, processor, prepared["train"], prepared["test"], "offline")
@@ -49,5 +49,5 @@ if __name__ == "__main__":
     out = Path(sys.argv[1])
     sizes = [int(value) for value in sys.argv[2:]]
     log = first_step(out, *sizes)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         (out / "log.json").write_text(json.dumps(log))

@@ -198,12 +198,13 @@ def test_the_lexicon_decoder_writes_lexicon_words_on_frames_unlike_speech(proces
 def course_base_frames():
     """``course-base`` (the shipped pre-trained checkpoint, before fine-tuning: WER about 0.45, so
     many half-right words) on the course test split and the unseen set: real frames, model-made."""
-    from asr_helpers.inference import load_trained
+    from asr_helpers.audio import load_audio
+    from asr_helpers.inference import frame_logits, load_trained
     from asr_helpers.preprocessing import COURSE_CHECKPOINT
 
     model, processor = load_trained(COURSE_CHECKPOINT, "cpu")
     test, unseen = load_offline_corpus(CORPUS_DIR)["test"], load_unseen_set()
-    frames = {name: decoding.frame_log_probs(model, processor, decoding.load_each(model, processor, rows["path"]))
+    frames = {name: [logits.log_softmax(dim=-1) for logits in frame_logits(model, processor, [load_audio(path) for path in rows["path"]])]
               for name, rows in (("test", test), ("unseen", unseen))}
     references = {name: [normalize_text(t) for t in rows["transcription"]] for name, rows in (("test", test), ("unseen", unseen))}
     return model, processor, frames, references

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import inspect
 from types import SimpleNamespace
@@ -16,14 +14,13 @@ from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechR
 from asr_helpers.cache import prepare_splits
 from asr_helpers.data import load_offline_corpus
 from asr_helpers.inference import load_trained
+from conftest import BASE_CONV
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "benchmarks")]
-
-import cpu_transcribe  # noqa: E402
-import end_to_end  # noqa: E402
-import layer_kernels  # noqa: E402
-import repeats  # noqa: E402
-import train_throughput  # noqa: E402
+import cpu_transcribe
+import end_to_end
+import layer_kernels
+import repeats
+import train_throughput
 
 
 @pytest.mark.slow  # a training step of the 95 M-parameter wav2vec2-base architecture on CPU
@@ -230,7 +227,7 @@ def test_noise_corpus_goes_through_the_projects_preparation(tmp_path):
     corpus = end_to_end.write_noise_corpus(tmp_path, clips=5, mean_s=2.0)
     processor = train_throughput.letter_processor()
     raw = load_offline_corpus(corpus)
-    prepared, report = prepare_splits(raw, processor)
+    prepared, report = prepare_splits(raw, processor, BASE_CONV)
 
     assert prepared.num_rows == {"train": 4, "test": 1} and not report.bad
     row = prepared["train"][0]

@@ -36,10 +36,11 @@ from asr_helpers.fast.training import (
 )
 from asr_helpers.audio import load_audio
 from asr_helpers.data import CORPUS_DIR
-from asr_helpers.inference import greedy_decode, transcribe
+from asr_helpers.inference import transcribe
 from asr_helpers.modeling import load_model, small_config
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.training import build_trainer
-from conftest import tone
+from conftest import guide_greedy, tone
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def _speech_like(processor, n=32):
 
 
 def _model(processor):
-    model = load_model(processor, "offline", seed=0, freeze_feature_encoder=True)
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0, freeze_feature_encoder=True)
     # SpecAugment and the dropout before the CTC head draw random numbers per batch shape; without
     # them training is deterministic and the two profiles can be compared step by step
     model.config.mask_time_prob = 0.0
@@ -91,7 +92,7 @@ def test_fast_profile_trains_to_the_same_losses_as_the_guide(processor, tmp_path
     assert guide_args.activation_checkpointing and not fast_args.activation_checkpointing
 
     # build each Trainer right before it trains: its sampler shuffles with the RNG that Trainer seeds
-    guide = seed_length_grouping(build_trainer(_model(processor), guide_args, processor, data, data))
+    guide = seed_length_grouping(build_trainer(_model(processor), guide_args, processor, data, data, "offline"))
     guide_losses = _losses(guide)
     # with the GPU's convolutions (FFT and matrix products), so that their numerics are checked too
     fast = build_fast_trainer(_model(processor), fast_args, processor, data, data, fast_convolutions=True)
@@ -172,7 +173,7 @@ def test_fast_args_on_this_gpu(tmp_path):
 
 
 def test_prepare_fast_model_without_a_gpu(processor, no_cuda):
-    model = load_model(processor, "offline", seed=0)
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0)
     model.activation_checkpointing_enable()
     prepare_fast_model(model)
     assert model.config._attn_implementation == "sdpa"
@@ -186,7 +187,7 @@ def test_prepare_fast_model_without_a_gpu(processor, no_cuda):
 
 @pytest.mark.gpu
 def test_prepare_fast_model_on_a_gpu(processor):
-    model = load_model(processor, "offline", seed=0).cuda()
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0).cuda()
     try:
         prepare_fast_model(model)
         assert not torch.backends.cuda.cudnn_sdp_enabled()  # FlashAttention rather than a cuDNN plan per shape
@@ -209,7 +210,7 @@ def test_bucket_padding_changes_no_prediction(model, processor):
         logits = model(input_values=batch["input_values"], attention_mask=batch["attention_mask"]).logits
     frames = model._get_feat_extract_output_lengths(batch["attention_mask"].sum(-1))
     texts = [processor.decode(ids[:n]) for ids, n in zip(logits.argmax(-1), frames)]
-    assert texts == [greedy_decode(model, processor, [a])[0] for a in speech]
+    assert texts == [guide_greedy(model, processor, [a])[0] for a in speech]
 
 
 def test_int8_copy_leaves_the_model_alone_and_stays_close(model, processor):
@@ -343,14 +344,14 @@ def test_transcribe_uses_the_models_own_modules_unless_fast(model, processor, mo
         (vars(encoder).get("forward"), vars(pos_conv).get("forward"))))
     speech = [tone(200 + 50 * i, 0.6 + 0.4 * i, 16000) for i in range(4)]
     try:
-        plain = transcribe(model, processor, speech, 2)
+        plain = transcribe(model, processor, speech, batch_size=2)
         assert len(during) == 2 and during == [(None, None)] * 2  # two batches, the modules untouched
         # the modules' own code ran: the encoder's forward, its 7 convolutions and the positional one
         assert calls == {"encoder": 2, "conv1d": 2 * (len(encoder.conv_layers) + 1)}
 
         during.clear()
         calls.update(encoder=0, conv1d=0)
-        fast = transcribe(model, processor, speech, 2, fast=True)
+        fast = transcribe(model, processor, speech, batch_size=2, fast=True)
         assert len(during) == 2 and all(forward is not None for pair in during for forward in pair)
         assert calls == {"encoder": 0, "conv1d": 0}  # FFTs and matrix products instead
     finally:
@@ -361,6 +362,6 @@ def test_transcribe_uses_the_models_own_modules_unless_fast(model, processor, mo
 
 @pytest.mark.gpu
 def test_transcribe_fast_on_a_gpu_gives_the_same_texts(processor):
-    model = load_model(processor, "offline", seed=0).eval().cuda()
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0).eval().cuda()
     speech = [tone(200 + 50 * i, 0.6 + 0.4 * i, 16000) for i in range(4)]
-    assert transcribe(model, processor, speech, 2, fast=True) == transcribe(model, processor, speech, 2)
+    assert transcribe(model, processor, speech, batch_size=2, fast=True) == transcribe(model, processor, speech, batch_size=2)

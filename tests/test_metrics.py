@@ -17,7 +17,6 @@ import jiwer
 import numpy as np
 import pytest
 
-from asr_helpers.checks import WAV2VEC2_CONV
 from asr_helpers.metrics import (
     ErrorCounts,
     JiwerMetric,
@@ -31,6 +30,7 @@ from asr_helpers.metrics import (
     word_error_rate,
     word_error_rates_by,
 )
+from conftest import BASE_CONV
 
 # ---------------------------------------------------------------- hand-computed error rates
 
@@ -397,11 +397,11 @@ def test_compute_metrics_reads_each_utterance_over_its_own_frames(letter_process
     )
     labels = np.array([_label_ids("HELLO WORLD", 11), _label_ids("HELLO", 11)])
     lengths = np.array([400 + 320 * 14 + 319, 400 + 320 * 5])  # 15 frames (and a part-frame), 6 frames
-    assert [WAV2VEC2_CONV.frames(int(n)) for n in lengths] == [15, 6]
+    assert [BASE_CONV.frames(int(n)) for n in lengths] == [15, 6]
     predictions = (logits, np.zeros(3)) if as_tuple else logits
     scorers = {"wer": JiwerMetric("wer"), "cer": JiwerMetric("cer")}
 
-    ours = make_compute_metrics(letter_processor, WAV2VEC2_CONV, scorers)(EvalPrediction(predictions=predictions, label_ids=(labels, lengths)))
+    ours = make_compute_metrics(letter_processor, BASE_CONV, scorers)(EvalPrediction(predictions=predictions, label_ids=(labels, lengths)))
     guides = make_guide_compute_metrics(letter_processor, scorers)(EvalPrediction(predictions=predictions, label_ids=labels))
 
     assert ours == {"wer": 0.0, "cer": 0.0}
@@ -412,7 +412,7 @@ def test_compute_metrics_reads_each_utterance_over_its_own_frames(letter_process
 def test_compute_metrics_asks_for_the_lengths(letter_processor) -> None:
     from transformers import EvalPrediction
 
-    compute_metrics = make_compute_metrics(letter_processor, WAV2VEC2_CONV, {"wer": JiwerMetric("wer")})
+    compute_metrics = make_compute_metrics(letter_processor, BASE_CONV, {"wer": JiwerMetric("wer")})
     prediction = EvalPrediction(predictions=_one_hot_frames(["H", "O"])[None], label_ids=np.array([_label_ids("HO", 2)]))
     with pytest.raises(ValueError, match=r"\(labels, input_lengths\).*CTCTrainer"):
         compute_metrics(prediction)

@@ -82,7 +82,7 @@ def test_model_cell_is_what_the_cli_loads():
     scope = {"processor": processor, "MODE": "offline"}
     source = _cell("05_training.ipynb", "AutoModelForCTC.from_pretrained(")
     exec(source.split("config = model.config")[0], scope)
-    cell_model, cli_model = scope["model"], load_model(processor, "offline", freeze_feature_encoder=True)
+    cell_model, cli_model = scope["model"], load_model(processor, COURSE_CHECKPOINT, freeze_feature_encoder=True)
     cell_state, cli_state = cell_model.state_dict(), cli_model.state_dict()
     assert cell_state.keys() == cli_state.keys()
     assert all(torch.equal(cell_state[key], cli_state[key]) for key in cell_state)

@@ -19,7 +19,7 @@ from asr_helpers.checks import BadRowsError, check_vocab
 from asr_helpers.data import CORPUS_DIR
 from asr_helpers.preprocessing import build_vocab, normalize_transcription, prepare_dataset
 from asr_helpers.text import normalize_text
-from conftest import SENTENCES, tone
+from conftest import BASE_CONV, SENTENCES, tone
 
 
 @pytest.mark.parametrize(
@@ -118,8 +118,8 @@ def _raw_splits(write_audio, train_texts, test_texts):
 def test_prepare_splits_normalises_checks_and_prepares(write_audio, processor):
     raw = _raw_splits(write_audio, ["Hi, I'd like to check my balance!", "pay £ now"], ["Can you freeze my card?"])
     with pytest.raises(BadRowsError, match=r"train\[1\] .*train1\.flac: characters outside the vocabulary: \{'£': 1\}"):
-        prepare_splits(raw, processor)
-    prepared, report = prepare_splits(raw, processor, on_error="drop")
+        prepare_splits(raw, processor, BASE_CONV)
+    prepared, report = prepare_splits(raw, processor, BASE_CONV, on_error="drop")
     assert [(bad.split, bad.index, bad.problem) for bad in report.bad] == [("train", 1, "characters outside the vocabulary")]
     assert prepared.num_rows == {"train": 1, "test": 1}
     assert prepared["train"].column_names == ["input_values", "labels", "input_length"]
@@ -131,18 +131,22 @@ def test_prepare_splits_normalises_checks_and_prepares(write_audio, processor):
 # --- cache keys: made of the mode, the settings and the code -------------------------------------
 
 
+def key_of(*args, **kwargs) -> str:
+    return fingerprint(*args, checkpoint=preprocessing.COURSE_CHECKPOINT, **kwargs)
+
+
 def test_fingerprint_is_stable_and_changes_with_the_settings():
-    key = fingerprint("offline", "fail")
-    assert key == fingerprint("offline", "fail") and len(key) == 12
-    assert fingerprint("offline", "drop") != key
-    assert fingerprint("offline") != key
-    assert fingerprint("hub", "fail") != key
+    key = key_of("offline", "fail")
+    assert key == key_of("offline", "fail") and len(key) == 12
+    assert key_of("offline", "drop") != key
+    assert key_of("offline") != key
+    assert key_of("hub", "fail") != key
 
 
 def test_fingerprint_changes_when_a_modules_source_changes(monkeypatch):
-    key = fingerprint("offline", "fail")
-    assert fingerprint("offline", "fail", modules=cache.PREPARATION_MODULES[:-1]) != key  # less code
-    assert fingerprint("offline", "fail", modules=(*cache.PREPARATION_MODULES, preprocessing)) != key  # more code
+    key = key_of("offline", "fail")
+    assert key_of("offline", "fail", modules=cache.PREPARATION_MODULES[:-1]) != key  # less code
+    assert key_of("offline", "fail", modules=(*cache.PREPARATION_MODULES, preprocessing)) != key  # more code
     getsource = inspect.getsource
 
     def edited(obj):  # as if someone changed normalize_text and saved text.py
@@ -150,9 +154,9 @@ def test_fingerprint_changes_when_a_modules_source_changes(monkeypatch):
 
     monkeypatch.setattr(inspect, "getsource", edited)
     assert text in cache.PREPARATION_MODULES
-    assert fingerprint("offline", "fail") != key
+    assert key_of("offline", "fail") != key
     monkeypatch.setattr(inspect, "getsource", getsource)
-    assert fingerprint("offline", "fail") == key
+    assert key_of("offline", "fail") == key
 
 
 def test_fingerprint_of_a_corpus_folder_follows_its_files(tmp_path):
@@ -161,9 +165,9 @@ def test_fingerprint_of_a_corpus_folder_follows_its_files(tmp_path):
     shutil.copy(CORPUS_DIR / "metadata.csv", corpus / "metadata.csv")
     (corpus / "train").mkdir()
     (corpus / "train" / "a.flac").write_bytes(b"recording")
-    key = fingerprint("offline", "fail", corpus_dir=corpus)
-    assert key != fingerprint("offline", "fail")  # another folder, though its metadata is the shipped one
-    assert fingerprint("offline", "fail", corpus_dir=corpus) == key
+    key = key_of("offline", "fail", corpus_dir=corpus)
+    assert key != key_of("offline", "fail")  # another folder, though its metadata is the shipped one
+    assert key_of("offline", "fail", corpus_dir=corpus) == key
     stat = (corpus / "train" / "a.flac").stat()
     os.utime(corpus / "train" / "a.flac", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # fixed in place
-    assert fingerprint("offline", "fail", corpus_dir=corpus) != key
+    assert key_of("offline", "fail", corpus_dir=corpus) != key

@@ -8,7 +8,6 @@ import hashlib
 import json
 import random
 import re
-import shutil
 import string
 import subprocess
 import sys
@@ -18,22 +17,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import asr_helpers
 from asr_helpers import synth
 from asr_helpers.checks import check_vocab
 from asr_helpers.data import CORPUS_DIR
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.text import normalize_text, spell_ordinal, spell_year
+from conftest import needs_espeak
+import channels
+import pretraining_corpus as pretrain
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-sys.path[:0] = [str(SCRIPTS)]
-
-import channels  # noqa: E402
-import pretraining_corpus as pretrain  # noqa: E402
-
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)"
-)
-CHECKPOINT = Path(asr_helpers.__file__).parent / "checkpoints" / "course-base"
+CHECKPOINT = COURSE_CHECKPOINT
 SCRIPT = SCRIPTS / "pretrain_checkpoint.py"
 ALLOWED_TEXT = re.compile(r"[a-zA-Z' ,?.]+")
 SIZE_LIMIT = 15_000_000  # bytes of model.safetensors

@@ -22,15 +22,16 @@ import soundfile as sf
 import torch
 from datasets import Audio, Dataset, DatasetDict
 from safetensors.torch import load_file
-from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+from transformers import Wav2Vec2ForCTC
 
 from asr_helpers.__main__ import main
 from asr_helpers.audio import AudioDecodeError, load_audio
 from asr_helpers.cache import prepare_splits
-from asr_helpers.checks import WAV2VEC2_CONV, BadRowsError, ConvGeometry, ctc_frames_needed, validate_dataset
+from asr_helpers.checks import BadRowsError, ConvGeometry, ctc_frames_needed, validate_dataset
 from asr_helpers.data import CORPUS_DIR
-from asr_helpers.inference import chunk_spans, greedy_decode, transcribe, transcribe_each
+from asr_helpers.inference import chunk_spans, transcribe
 from asr_helpers.modeling import load_model, small_config
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.training import (
     NonFiniteLossError,
     StopOnNonFiniteLoss,
@@ -39,7 +40,7 @@ from asr_helpers.training import (
     recipe_for,
     training_arguments,
 )
-from conftest import SENTENCES, tone
+from conftest import BASE_CONV, SENTENCES, guide_greedy, tone
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +106,7 @@ def test_cli_transcribe_reports_a_bad_file_and_transcribes_the_good_ones(bad, mo
     code = main(["transcribe", "--device", "cpu", "--model", str(model_dir), str(good[0]), str(bad_path), str(good[1])])
     out, err = capfd.readouterr()  # file descriptors: C libraries write to stderr directly
     assert code == 2
-    assert out.splitlines() == [f"{path}\t{text}" for path, text in zip(good, transcribe(model, processor, good))]
+    assert out.splitlines() == [f"{path}\t{result.text}" for path, result in zip(good, transcribe(model, processor, good))]
     assert "Traceback" not in err
     device, error = err.splitlines()  # where the model runs, then the bad file's one line
     assert device == "device: cpu"
@@ -122,23 +123,21 @@ def test_cli_transcribe_without_a_model_is_one_error_line(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: {tmp_path}: no trained model here (run `python -m asr_helpers train` first)\n"
 
 
-def test_transcribe_each_keeps_errors_in_place_and_transcribe_raises(model, processor):
+def test_transcribe_keeps_each_error_in_its_place_and_transcribes_the_rest(model, processor):
     speech, click = tone(200, 0.6, 16000), tone(200, 0.01, 16000)
-    results = transcribe_each(model, processor, [speech, click, speech])
-    assert results[0] == results[2] == greedy_decode(model, processor, [speech])[0]
+    results = transcribe(model, processor, [speech, click, speech])
+    assert results[0] == results[2] and results[0].text == guide_greedy(model, processor, [speech])[0]
     assert isinstance(results[1], AudioDecodeError)
     assert str(results[1]) == "audio[1]: too short (10 ms; the model needs at least 25 ms)"
-    with pytest.raises(AudioDecodeError, match=r"^audio\[1\]: too short"):
-        transcribe(model, processor, [speech, click])
 
 
 def test_conv_geometry_is_read_from_the_config(model):
-    assert ConvGeometry.of(model.config) == ConvGeometry.of(Wav2Vec2Config()) == WAV2VEC2_CONV  # small and base
-    assert (WAV2VEC2_CONV.min_samples, WAV2VEC2_CONV.frame_samples) == (400, 320)  # 25 ms, 20 ms
+    assert ConvGeometry.of(model.config) == BASE_CONV  # small and base
+    assert (BASE_CONV.min_samples, BASE_CONV.frame_samples) == (400, 320)  # 25 ms, 20 ms
     lengths = [399, 400, 719, 720, 16000, 12345]
     expected = model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
-    assert [WAV2VEC2_CONV.frames(n) for n in lengths] == expected
-    assert WAV2VEC2_CONV.frames(0) == 0
+    assert [BASE_CONV.frames(n) for n in lengths] == expected
+    assert BASE_CONV.frames(0) == 0
     assert ctc_frames_needed([5, 5, 6, 5]) == 5  # a blank between the two 5s
 
 
@@ -153,9 +152,9 @@ def test_chunks_keep_every_frame_of_the_recording_once(length):
     kept = [
         frame
         for c in chunks
-        for frame in range(c.start // 320, c.start // 320 + WAV2VEC2_CONV.frames(c.end - c.start))[c.keep]
+        for frame in range(c.start // 320, c.start // 320 + BASE_CONV.frames(c.end - c.start))[c.keep]
     ]
-    assert kept == list(range(WAV2VEC2_CONV.frames(length)))
+    assert kept == list(range(BASE_CONV.frames(length)))
 
 
 def _recording(seconds: float) -> np.ndarray:
@@ -187,16 +186,16 @@ def test_multi_minute_file_is_transcribed_whole_in_bounded_chunks(processor, tmp
     seen = []
     hook = local.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["input_values"].shape),
                                            with_kwargs=True)
-    chunked = transcribe(local, processor, [path], batch_size=4)[0]
+    chunked = transcribe(local, processor, [path], batch_size=4)[0].text
     hook.remove()
-    whole = greedy_decode(local, processor, [load_audio(str(path))])[0]
+    whole = guide_greedy(local, processor, [load_audio(str(path))])[0]
     assert chunked == whole and len(whole) > 500
     assert max(shape[1] for shape in seen) == 20 * 16000  # never the whole 3 minutes at once
     assert max(shape[0] for shape in seen) <= 4  # at most batch_size windows per forward pass
 
 
 def test_chunked_transcript_length_follows_the_duration(model, processor):
-    one, three = (len(transcribe(model, processor, [_recording(s)], chunk_length_s=8, stride_length_s=2)[0]) for s in (20, 60))
+    one, three = (len(transcribe(model, processor, [_recording(s)], chunk_length_s=8, stride_length_s=2)[0].text) for s in (20, 60))
     assert 2.5 < three / one < 3.5
 
 
@@ -230,7 +229,7 @@ def test_bad_dataset_row_fails_by_default_naming_its_file(problem, processor, tm
     row, message = BAD_ROWS[problem]
     dataset = _rows_dataset(tmp_path, [GOOD_ROWS[0], row, GOOD_ROWS[1]])
     with pytest.raises(BadRowsError) as caught:
-        validate_dataset(dataset, processor, WAV2VEC2_CONV)
+        validate_dataset(dataset, processor, BASE_CONV)
     lines = str(caught.value).splitlines()
     assert lines[0] == '1 of 3 rows cannot be used for CTC training; fix them, or drop them with on_error="drop" (--on-bad-rows drop):'
     assert lines[1] == f"  {problem}: 1 row, e.g."
@@ -241,7 +240,7 @@ def test_bad_dataset_row_fails_by_default_naming_its_file(problem, processor, tm
 def test_bad_dataset_row_is_dropped_on_request_and_reported(problem, processor, tmp_path):
     row, _ = BAD_ROWS[problem]
     kept, report = validate_dataset(_rows_dataset(tmp_path, [GOOD_ROWS[0], row, GOOD_ROWS[1]]), processor,
-                                    WAV2VEC2_CONV, on_error="drop")
+                                    BASE_CONV, on_error="drop")
     assert kept["transcription"] == [GOOD_ROWS[0][2], GOOD_ROWS[1][2]]  # the good rows survive, in order
     assert [(bad.index, bad.problem) for bad in report.bad] == [(1, problem)]
     assert str(report).startswith("1 of 3 rows cannot be used for CTC training; dropped them:")
@@ -249,7 +248,7 @@ def test_bad_dataset_row_is_dropped_on_request_and_reported(problem, processor, 
 
 def test_too_short_audio_row_is_dropped_by_prepare_splits_with_a_report(processor, tmp_path):
     train = _rows_dataset(tmp_path, [GOOD_ROWS[0], ("click.flac", 0.01, "hi"), GOOD_ROWS[1]])
-    prepared, report = prepare_splits(DatasetDict(train=train, test=train.select([0])), processor, on_error="drop")
+    prepared, report = prepare_splits(DatasetDict(train=train, test=train.select([0])), processor, BASE_CONV, on_error="drop")
     assert prepared["train"]["input_length"] == [20000, 24000]
     assert str(report).splitlines()[1:] == [
         "  unusable audio: 1 row, e.g.",
@@ -265,11 +264,11 @@ def test_nan_loss_stops_training_naming_step_and_batch_before_the_weights_change
          "labels": processor.tokenizer(text)["input_ids"], "input_length": len(audio)}
         for audio, text in rows
     ])
-    model = load_model(processor, "offline", seed=0)
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     args = training_arguments(tmp_path, recipe_for("offline", 3, verbose=False), eval_strategy="no", save_strategy="no",
                               load_best_model_at_end=False, eval_on_start=False, disable_tqdm=True)
-    trainer = build_trainer(model, args, processor, data, data)
+    trainer = build_trainer(model, args, processor, data, data, "offline")
     trainer.add_callback(StopOnNonFiniteLoss())
     with pytest.raises(NonFiniteLossError, match=r"^step 1: training loss is inf on a batch of 8 rows \(transcripts .*'FREEZE MY CARD'"):
         trainer.train()

@@ -6,7 +6,6 @@ import csv
 import fnmatch
 import hashlib
 import re
-import shutil
 import string
 from pathlib import Path
 
@@ -17,10 +16,8 @@ import soundfile as sf
 from asr_helpers import synth
 from asr_helpers.data import CORPUS_DIR, INTENTS
 from asr_helpers.synth import METADATA_COLUMNS, generate_corpus, plan_corpus
+from conftest import needs_espeak
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)"
-)
 SIZE_LIMIT = 12_000_000  # bytes, as `du -sb` counts them
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 ALLOWED_TEXT = re.compile(r"[a-zA-Z' ,?.]+")

@@ -13,11 +13,12 @@ from asr_helpers import inference, training
 from asr_helpers.__main__ import main
 from asr_helpers.audio import load_audio, resample
 from asr_helpers.fast.training import guide_arguments
-from asr_helpers.inference import ctc_collapse, frame_logits, greedy_decode, length_batches, load_trained, transcribe
+from asr_helpers.inference import ctc_collapse, frame_logits, length_batches, load_trained, transcribe
 from asr_helpers.metrics import character_error_rate, word_error_rate
 from asr_helpers.modeling import count_parameters, load_model, small_config
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.training import RECIPES, build_trainer, course_model_dir, recipe_for, training_arguments
-from conftest import tone
+from conftest import guide_greedy, tone
 from standin_hub import tiny_config, write_processor
 
 
@@ -26,7 +27,7 @@ def test_small_model_size_and_ctc_settings(processor, model):
     assert model.config.ctc_loss_reduction == "mean"
     assert model.config.pad_token_id == processor.tokenizer.pad_token_id == 0
     assert model.lm_head.out_features == len(processor.tokenizer)
-    frozen = load_model(processor, "offline", freeze_feature_encoder=True)
+    frozen = load_model(processor, COURSE_CHECKPOINT, freeze_feature_encoder=True)
     assert not any(p.requires_grad for p in frozen.wav2vec2.feature_extractor.parameters())
     assert count_parameters(frozen, trainable_only=True) < count_parameters(frozen)
 
@@ -120,11 +121,11 @@ def _toy_dataset(processor, n=16):
 @pytest.mark.slow
 def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
     data = _toy_dataset(processor)
-    model = load_model(processor, "offline", seed=0)
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0)
     args = training_arguments(tmp_path, recipe_for("offline", 30, verbose=False), logging_steps=1, learning_rate=1e-3,
                               eval_strategy="no", eval_on_start=False, save_strategy="no",
                               load_best_model_at_end=False, disable_tqdm=True)
-    trainer = build_trainer(model, args, processor, data, data)
+    trainer = build_trainer(model, args, processor, data, data, "offline")
     before = trainer.evaluate()
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -134,7 +135,7 @@ def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
     assert after["eval_loss"] < 0.7 * before["eval_loss"]
     # the Trainer's WER and CER are those of the model's transcripts, each read over its own
     # frames as transcribe reads them: the padding of the evaluation batch spells nothing
-    texts = transcribe(trainer.model.eval(), processor, _toy_audio())
+    texts = [result.text for result in transcribe(trainer.model.eval(), processor, _toy_audio())]
     references = [TOY_TEXTS[i % 4] for i in range(16)]
     assert after["eval_wer"] == pytest.approx(word_error_rate(texts, references), abs=1e-9)
     assert after["eval_cer"] == pytest.approx(character_error_rate(texts, references), abs=1e-9)
@@ -143,7 +144,7 @@ def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
 def test_trainer_gets_numpy_rows_and_the_same_batches(processor, model, tmp_path):
     data = _toy_dataset(processor, n=8)
     args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), disable_tqdm=True)
-    trainer = build_trainer(model, args, processor, data, data)
+    trainer = build_trainer(model, args, processor, data, data, "offline")
     row = trainer.train_dataset[0]
     assert isinstance(row["input_values"], np.ndarray) and row["input_values"].dtype == np.float32
     fast = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
@@ -158,13 +159,13 @@ def test_trainer_wer_reads_each_utterance_over_its_own_frames(processor, model, 
     that of each recording transcribed alone, and the guide's compute_metrics differs from it."""
     data = _toy_dataset(processor, n=8)
     args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), per_device_eval_batch_size=8, disable_tqdm=True)
-    trainer = build_trainer(model, args, processor, data, data)
+    trainer = build_trainer(model, args, processor, data, data, "offline")
     scores = trainer.evaluate()
     references = [TOY_TEXTS[i % 4] for i in range(8)]
-    alone = [transcribe(model, processor, [audio])[0] for audio in _toy_audio(8)]
+    alone = [transcribe(model, processor, [audio])[0].text for audio in _toy_audio(8)]
     assert scores["eval_wer"] == pytest.approx(word_error_rate(alone, references), abs=1e-9)
     assert scores["eval_cer"] == pytest.approx(character_error_rate(alone, references), abs=1e-9)
-    padded = greedy_decode(model, processor, _toy_audio(8))  # every frame of one padded batch, as the guide reads it
+    padded = guide_greedy(model, processor, _toy_audio(8))  # every frame of one padded batch, as the guide reads it
     assert character_error_rate(padded, references) > scores["eval_cer"] + 0.03  # letters spelled in the padding
 
 
@@ -180,7 +181,7 @@ def test_build_trainer_takes_a_torch_dataset_and_no_eval_set(processor, model, t
     rows = _toy_dataset(processor, n=4).to_list()
     args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), eval_strategy="no",
                               eval_on_start=False, save_strategy="no", load_best_model_at_end=False)
-    trainer = build_trainer(model, args, processor, torch.utils.data.Subset(rows, range(4)), None)
+    trainer = build_trainer(model, args, processor, torch.utils.data.Subset(rows, range(4)), None, "offline")
     assert trainer.eval_dataset is None and len(trainer.train_dataset) == 4
 
 
@@ -191,17 +192,17 @@ def test_length_batches_groups_similar_lengths():
 
 def test_transcribe_any_rate_and_stereo(model, processor, write_audio):
     speech = tone(180, 1.0, 16000) + tone(520, 1.0, 16000)
-    reference = greedy_decode(model, processor, [speech])[0]
+    reference = guide_greedy(model, processor, [speech])[0]
     files = {
         "16k.wav": write_audio("16k.wav", speech, 16000),
         "stereo.flac": write_audio("stereo.flac", np.stack([speech, speech], axis=1), 16000),
         "8k.wav": write_audio("8k.wav", resample(speech, 16000, 8000), 8000),
         "44k.ogg": write_audio("44k.ogg", resample(speech, 16000, 44100), 44100),
     }
-    texts = dict(zip(files, transcribe(model, processor, list(files.values()), batch_size=3)))
+    texts = {name: result.text for name, result in zip(files, transcribe(model, processor, list(files.values()), batch_size=3))}
     assert texts["16k.wav"] == texts["stereo.flac"] == reference
     for name, path in files.items():  # batching by length changes nothing
-        assert texts[name] == greedy_decode(model, processor, [load_audio(str(path))])[0]
+        assert texts[name] == guide_greedy(model, processor, [load_audio(str(path))])[0]
 
 
 def test_pipeline_matches_manual_path(model, processor, write_audio):
@@ -210,7 +211,7 @@ def test_pipeline_matches_manual_path(model, processor, write_audio):
     speech = load_audio(str(write_audio("p.wav", tone(240, 0.8, 22050), 22050)))
     asr = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
                    feature_extractor=processor.feature_extractor, device="cpu")
-    assert asr(speech)["text"] == greedy_decode(model, processor, [speech])[0]
+    assert asr(speech)["text"] == guide_greedy(model, processor, [speech])[0]
 
 
 def test_load_trained_missing_dir(tmp_path):
@@ -311,7 +312,7 @@ def test_cli_device_cpu_transcribes_and_evaluates_and_says_so(model_dir, model, 
     path = write_audio("a.wav", tone(200, 0.7, 22050), 22050)
     assert main(["transcribe", "--device", "cpu", "--model", str(model_dir), str(path)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{path}\t{transcribe(model, processor, [path])[0]}\n"
+    assert out == f"{path}\t{transcribe(model, processor, [path])[0].text}\n"
     assert err == "device: cpu\n"
     assert main(["evaluate", "--device", "cpu", "--model", str(model_dir), "--corpus", str(small_corpus)]) == 0
     out, err = capsys.readouterr()
@@ -354,7 +355,7 @@ def test_cli_puts_the_model_on_the_gpu(model_dir, processor, write_audio, small_
     assert err == "device: cuda\n"
     on_gpu = loaded[-1]
     assert on_gpu.device.type == "cuda" and all(p.is_cuda for p in on_gpu.parameters())
-    assert out == f"{path}\t{transcribe(on_gpu, processor, [path])[0]}\n"
+    assert out == f"{path}\t{transcribe(on_gpu, processor, [path])[0].text}\n"
     on_cpu, _ = load_trained(model_dir, "cpu")
     audio = load_audio(str(path))
     gpu_logits, cpu_logits = frame_logits(on_gpu, processor, [audio])[0], frame_logits(on_cpu, processor, [audio])[0]
@@ -378,7 +379,7 @@ def test_cli_transcribe_prints_file_tab_text(model_dir, model, processor, write_
     result = subprocess.run([sys.executable, "-m", "asr_helpers", "transcribe", "--model", str(model_dir), *map(str, files)],
                             capture_output=True, text=True, check=True)
     expected = transcribe(model, processor, files)
-    assert result.stdout.splitlines() == [f"{f}\t{t}" for f, t in zip(files, expected)]
+    assert result.stdout.splitlines() == [f"{f}\t{t.text}" for f, t in zip(files, expected)]
 
 
 @pytest.mark.slow

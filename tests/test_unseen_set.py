@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +14,11 @@ from asr_helpers import synth
 from asr_helpers.audio import read_audio
 from asr_helpers.data import CORPUS_DIR, UNSEEN_DIR, load_unseen_set
 from asr_helpers.text import normalize_text
+from conftest import needs_espeak
+import pretraining_corpus as pretrain
+import unseen_set as unseen
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-sys.path[:0] = [str(SCRIPTS)]
-
-import pretraining_corpus as pretrain  # noqa: E402
-import unseen_set as unseen  # noqa: E402
-
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)"
-)
 FORMATS = {  # name: rate, channels, container, subtype, extension; written out to check the script's table
     "phone-wav-8k": (8000, 1, "WAV", "PCM_16", "wav"),
     "flac-16k": (16_000, 1, "FLAC", "PCM_16", "flac"),

@@ -17,6 +17,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from asr_helpers.collator import DataCollatorCTCWithPadding
+from asr_helpers.data import Mode
 from asr_helpers.fast.convolutions import replace_convolutions
 from asr_helpers.training import RECIPES, build_trainer, training_arguments
 
@@ -191,7 +192,7 @@ def build_fast_trainer(
     processor: Wav2Vec2Processor,
     train_dataset: Dataset,
     eval_dataset: Dataset,
-    mode: str = "offline",
+    mode: Mode,
     *,
     compile: bool | None = None,
     freeze_feature_encoder: bool = True,
