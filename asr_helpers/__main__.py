@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="regenerate the offline corpus with espeak-ng")
     synth.add_argument("--out", type=Path, required=True)
     synth.add_argument("--seed", type=int, default=14)
+    synth.add_argument("--n-train", type=int, default=480, help="training utterances (a smaller corpus is a prefix of the default one)")
+    synth.add_argument("--n-test", type=int, default=120, help="test utterances")
     return parser
 
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from asr_helpers.synth import generate_corpus
 
-        print(generate_corpus(args.out, seed=args.seed))
+        print(generate_corpus(args.out, seed=args.seed, n_train=args.n_train, n_test=args.n_test))
     return 0
 
 

@@ -26,6 +26,25 @@ def test_resolve_mode_argument_env_and_detection(monkeypatch, capsys):
         resolve_mode("cloud")
 
 
+def test_a_corpus_folder_means_offline_and_refuses_hub(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("ASR_HELPERS_MODE", raising=False)
+    monkeypatch.setattr(data, "_hub_reachable", lambda: True)  # online, yet a corpus folder is offline data
+    assert resolve_mode(corpus_dir=tmp_path) == "offline"
+    assert capsys.readouterr().out == "mode: offline (a corpus folder is offline data)\n"
+    with pytest.raises(ValueError, match=f"^{tmp_path}: a corpus folder is offline data; it cannot be combined with mode 'hub'$"):
+        resolve_mode("hub", corpus_dir=tmp_path)
+    monkeypatch.setenv("ASR_HELPERS_MODE", "hub")
+    with pytest.raises(ValueError, match="cannot be combined with mode 'hub'"):
+        resolve_mode(corpus_dir=tmp_path)
+
+
+def test_train_with_a_corpus_and_hub_mode_is_one_error_line(small_corpus, capsys):
+    from asr_helpers.__main__ import main
+
+    assert main(["train", "--corpus", str(small_corpus), "--mode", "hub"]) == 2
+    assert capsys.readouterr().err == f"error: {small_corpus}: a corpus folder is offline data; it cannot be combined with mode 'hub'\n"
+
+
 def test_offline_corpus_has_minds14_columns():
     corpus = load_offline_corpus()
     assert set(corpus) == {"train", "test"}

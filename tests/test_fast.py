@@ -223,22 +223,15 @@ def test_int8_copy_leaves_the_model_alone_and_stays_close(model, processor):
     # int8 weights and activations: logits within ~10 %, most frames keep their most likely token
     assert torch.linalg.norm(approx - exact) / torch.linalg.norm(exact) < 0.2
     assert (approx.argmax(-1) == exact.argmax(-1)).float().mean() > 0.7
-    assert len(transcribe(quantized, processor, speech)) == 2
+    # dynamic int8 scales the activations of each batch by its range: one file at a time, the same texts as the guide's path
+    assert [transcribe(quantized, processor, [a])[0].text for a in speech] == [guide_greedy(quantized, processor, [a])[0] for a in speech]
 
 
 # ---------------------------------------------------------------- convolutions without cuDNN (GPU fast path)
 def test_fft_length_is_the_next_5_smooth_number():
     assert [fft_length(n) for n in (1, 7, 530, 1001, 1024)] == [1, 8, 540, 1024, 1024]
-    for n in range(1, 300):
-        m = fft_length(n)
-        assert m >= n and all(fft_length(k) == m for k in range(n, m + 1))
-        while m % 2 == 0:
-            m //= 2
-        while m % 3 == 0:
-            m //= 3
-        while m % 5 == 0:
-            m //= 5
-        assert m == 1
+    smooth = sorted(2**a * 3**b * 5**c for a in range(10) for b in range(7) for c in range(5))  # 1, 2, 3, 4, 5, 6, 8, 9, 10, 12, ...
+    assert [fft_length(n) for n in range(1, 300)] == [min(m for m in smooth if m >= n) for n in range(1, 300)]
 
 
 @pytest.mark.parametrize("channels,groups,kernel,length", [(768, 16, 128, 97), (64, 16, 64, 50), (6, 3, 4, 5), (8, 1, 3, 11)])

@@ -20,6 +20,7 @@ import soundfile as sf
 from asr_helpers import synth
 from asr_helpers.checks import check_vocab
 from asr_helpers.data import CORPUS_DIR
+from asr_helpers.metrics import character_error_rate
 from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.text import normalize_text, spell_ordinal, spell_year
 from conftest import needs_espeak
@@ -373,7 +374,10 @@ def test_shipped_checkpoint_transcribes_course_audio(checkpoint) -> None:
     with torch.no_grad():
         logits = model(inputs.input_values, attention_mask=inputs.attention_mask).logits
     text = processor.batch_decode(logits.argmax(-1))[0]
-    assert re.fullmatch(r"[A-Z' ]+", text) and len(text.split()) >= 2, text
+    with (CORPUS_DIR / "metadata.csv").open(newline="") as handle:
+        reference = next(row["transcription"] for row in csv.DictReader(handle) if row["file"] == "train/train_0000.flac")
+    # before any fine-tuning it already spells most of the characters of a course sentence
+    assert character_error_rate([text], [normalize_text(reference)]) < 0.3, (text, reference)
 
 
 def test_model_card_reports_the_run() -> None:

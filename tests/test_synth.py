@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from asr_helpers import synth
+from asr_helpers.__main__ import main
 from asr_helpers.data import CORPUS_DIR, INTENTS
 from asr_helpers.synth import METADATA_COLUMNS, generate_corpus, plan_corpus
 from conftest import needs_espeak
@@ -219,6 +220,16 @@ def test_regeneration_is_byte_identical_and_reproduces_the_shipped_files(tmp_pat
     for row in regenerated:
         assert row == shipped[row["file"]]
         assert sha256(first.parent / row["file"]) == sha256(CORPUS_DIR / row["file"]), row["file"]
+
+
+@needs_espeak
+def test_the_synth_command_writes_the_corpus_generate_corpus_writes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["synth", "--out", str(tmp_path / "cli"), "--n-train", "3", "--n-test", "2"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'cli' / 'metadata.csv'}\n"
+    generate_corpus(tmp_path / "direct", n_train=3, n_test=2)
+    files = sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*") if p.is_file())
+    assert len(files) == 6 and files == sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*") if p.is_file())
+    assert all((tmp_path / "cli" / f).read_bytes() == (tmp_path / "direct" / f).read_bytes() for f in files)
 
 
 @needs_espeak

@@ -64,14 +64,17 @@ def test_recipe_for_scales_steps_in_proportion(capsys):
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("mode", ["offline", "hub"])
-def test_recipe_scaling_rounds_up_exact_fractions_only(mode):
-    base = RECIPES["course" if mode == "offline" else "hub-cpu"]
-    for steps in range(1, 3 * base["max_steps"]):
-        recipe = recipe_for(mode, steps, cuda=False, verbose=False)
-        for key in ("warmup_steps", "eval_steps", "save_steps", "logging_steps"):
-            exact = -(-base[key] * steps // base["max_steps"])  # the ceiling of a fraction of integers
-            assert recipe[key] == max(1, exact), (steps, key)
+@pytest.mark.parametrize(("mode", "steps", "expected"), [
+    ("offline", 450, (45, 150, 150, 15)),  # the recipe as written
+    ("offline", 90, (9, 30, 30, 3)),  # exact fractions stay exact: 150 * 90 / 450 is 30, not 31
+    ("offline", 451, (46, 151, 151, 16)),  # 45.1, 150.3, 15.03: rounded up
+    ("offline", 1, (1, 1, 1, 1)),  # never 0
+    ("hub", 30, (3, 15, 15, 2)),  # 1.5 logging steps: 2
+    ("hub", 7, (1, 4, 4, 1)),
+])
+def test_recipe_scaling_rounds_up_exact_fractions_only(mode, steps, expected):
+    recipe = recipe_for(mode, steps, cuda=False, verbose=False)
+    assert (recipe["warmup_steps"], recipe["eval_steps"], recipe["save_steps"], recipe["logging_steps"]) == expected
 
 
 def test_hub_recipe_without_a_gpu_says_why_in_one_line(capsys):
@@ -183,6 +186,14 @@ def test_build_trainer_takes_a_torch_dataset_and_no_eval_set(processor, model, t
                               eval_on_start=False, save_strategy="no", load_best_model_at_end=False)
     trainer = build_trainer(model, args, processor, torch.utils.data.Subset(rows, range(4)), None, "offline")
     assert trainer.eval_dataset is None and len(trainer.train_dataset) == 4
+
+
+def test_data_parallel_batch_splits_the_recipe_s_batch_evenly_or_refuses(capsys):
+    assert training.data_parallel_batch(1) == {}
+    assert training.data_parallel_batch(4)["per_device_train_batch_size"] == 2
+    assert "4 processes x 2 examples = effective batch 8" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="^3 processes cannot share a batch of 8 evenly: use 1, 2, 4 or 8 processes$"):
+        training.data_parallel_batch(3)
 
 
 def test_length_batches_groups_similar_lengths():
