@@ -51,8 +51,13 @@ if "google.colab" in sys.modules:
                              "then runs python scripts/execute_notebooks.py to rewrite this cell.")
     runpy.run_path("/content/course/scripts/colab_setup.py")["main"]()
 
+import datasets
+from transformers.utils import logging
+
 from asr_helpers.data import resolve_mode
 
+datasets.disable_progress_bars()  # the outputs show results, not how fast this machine loads and maps
+logging.disable_progress_bar()
 MODE = resolve_mode()  # "hub" when the Hugging Face Hub answers, else "offline" (shipped corpus and model)"""
 """The second cell of every notebook, formatted with :func:`repository_url`. Plain Python (no ``!``
 or ``%`` lines): a failed ``!git clone`` would not stop the cell, and the tests can run it. A

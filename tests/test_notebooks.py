@@ -60,8 +60,7 @@ def test_setup_cell_installs_through_colab_setup_and_never_the_lock():
     assert "requirements.txt" not in cell and "--constraint" not in cell
     assert not any(line.lstrip().startswith(("!", "%")) for line in cell.splitlines())
     assert "SystemExit" not in cell and "_render_traceback_" in cell, "a failed clone stops the cell in one line"
-    assert cell.endswith("from asr_helpers.data import resolve_mode\n\n"
-                         'MODE = resolve_mode()  # "hub" when the Hugging Face Hub answers, else "offline" (shipped corpus and model)')
+    assert cell.endswith('\nMODE = resolve_mode()  # "hub" when the Hugging Face Hub answers, else "offline" (shipped corpus and model)')
 
 
 @pytest.mark.parametrize("mode,cuda", [("offline", False), ("hub", False), ("hub", True)])
