@@ -6,8 +6,7 @@ library is imported: huggingface_hub and datasets read them at import).
 
 Fixtures: a small processor built from a vocabulary, a small ARPA language model, frames of a
 model sure of a text (``spelled``), a three-row corpus folder, audio files written on the fly, and
-the offline course model as ``python -m asr_helpers train`` trains it (once per session, for the
-slow tests that need a trained model).
+the offline course model (``course_training``: notebook 05's, from the session's cache).
 Markers (registered in ``pyproject.toml``): ``slow`` for training runs, command-line subprocesses
 and wav2vec2-base-sized models (``-m "not slow"`` leaves them out), ``gpu`` for tests that need
 CUDA, skipped here without it.
@@ -18,7 +17,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -90,14 +88,13 @@ def model_dir(model, processor, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def course_training(tmp_path_factory) -> tuple[Path, str]:
-    """The offline course model trained and saved by ``python -m asr_helpers train`` (3-6 minutes on
-    2 CPU cores), and what the command printed; trained once, for every test that needs it."""
-    folder = tmp_path_factory.mktemp("course") / "model"
-    result = subprocess.run([sys.executable, "-m", "asr_helpers", "train", "--output-dir", str(folder)],
-                            capture_output=True, text=True, timeout=3600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder, result.stdout
+def course_training() -> Path:
+    """The offline course model, as notebook 05 and ``python -m asr_helpers train`` train it, from the
+    session's cache: the notebooks run first (``testpaths``), so notebook 05 has trained it; a run of
+    the tests alone trains it here (3-6 minutes on 2 CPU cores)."""
+    from asr_helpers.training import course_model
+
+    return course_model("offline")
 
 
 def guide_greedy(model, processor, arrays) -> list[str]:

@@ -651,25 +651,43 @@ DEFAULT_TARGETS = [
 ]
 
 
-@pytest.mark.network
-@pytest.mark.parametrize("target", DEFAULT_TARGETS, ids=str)
-def test_default_install_is_wheels_only(target, index, pip_dir, tmp_path):
-    """``pip install`` of the package (its directory, so Requires-Python counts) into an empty
-    environment resolves with wheels only: nothing to compile on a learner's machine.
+def default_install(target: Target, pip_dir: Path, index: str, folder: Path) -> dict[str, dict]:
+    """pip's report of ``pip install`` of the package (its directory, so Requires-Python counts)
+    into an empty environment of ``target``, wheels only, by name.
 
     torch is the one exception to "resolve it all": its Linux wheels pull several GB of CUDA
     wheels, which pip would download just to read their metadata (the index serves no separate
-    metadata files). So the test finds the newest torch with a wheel for the target and counts it
-    as installed; torch's own dependencies are PyTorch's, wheels on every platform it supports.
+    metadata files). So the newest torch with a wheel for the target counts as installed; torch's
+    own dependencies are PyTorch's, wheels on every platform it supports.
     """
-    requires_python = SpecifierSet(_project()["requires-python"])
-    assert target.python + ".0" in requires_python, f"requires-python {requires_python} excludes {target.python}"
     torch = newest_torch(pip_dir, target, index)
     assert Version(torch) >= Version("2.4")
-    installed = write_installed(tmp_path / "site-packages", {"torch": torch})
-    report = tmp_path / "report.json"
+    installed = write_installed(folder / "site-packages", {"torch": torch})
+    report = folder / "report.json"
     resolve(pip_dir, installed, target, ["install", "--report", str(report), str(ROOT)], index)
-    resolved = {canonicalize_name(item["metadata"]["name"]): item for item in json.loads(report.read_text())["install"]}
+    return {canonicalize_name(item["metadata"]["name"]): item for item in json.loads(report.read_text())["install"]}
+
+
+@pytest.fixture(scope="module")
+def default_installs(request, index, pip_dir, tmp_path_factory):
+    """The resolution of every target the session runs, started together: each waits on the
+    index, not on the CPU, so together they take about as long as the slowest one."""
+    targets = [item.callspec.params["target"] for item in request.session.items
+               if getattr(item, "originalname", "") == "test_default_install_is_wheels_only"]
+    pool = ThreadPoolExecutor(max_workers=max(1, len(targets)))
+    request.addfinalizer(pool.shutdown)
+    return {str(target): pool.submit(default_install, target, pip_dir, index, tmp_path_factory.mktemp("install"))
+            for target in targets}
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("target", DEFAULT_TARGETS, ids=str)
+def test_default_install_is_wheels_only(target, default_installs):
+    """``pip install`` of the package into an empty environment resolves with wheels only:
+    nothing to compile on a learner's machine (:func:`default_install`)."""
+    requires_python = SpecifierSet(_project()["requires-python"])
+    assert target.python + ".0" in requires_python, f"requires-python {requires_python} excludes {target.python}"
+    resolved = default_installs[str(target)].result()
     assert {"asr-helpers", "transformers", "datasets", "evaluate", "jiwer"} <= set(resolved)
     assert "flashlight-text" not in resolved
     sources = [name for name, item in resolved.items() if name != "asr-helpers"

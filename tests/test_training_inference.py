@@ -1,4 +1,5 @@
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -393,16 +394,32 @@ def test_cli_transcribe_prints_file_tab_text(model_dir, model, processor, write_
     assert result.stdout.splitlines() == [f"{f}\t{t.text}" for f, t in zip(files, expected)]
 
 
-@pytest.mark.slow
-def test_trainer_wer_is_the_wer_of_each_file_alone(course_training, capsys):
-    """``train`` prints the Trainer's evaluation of the model it saved; ``evaluate --batch-size 1``
-    transcribes each test file alone. One model, one WER: the Trainer no longer reads the frames
-    of padding (on one course model the guide's compute_metrics said 0.120 where the files alone said 0.075)."""
-    folder, printed = course_training
-    trainer = re.search(r"^wer=([\d.]+) cer=([\d.]+)$", printed, re.MULTILINE)
+def _evaluate_each_file(folder, capsys) -> tuple[float, float]:
+    """``evaluate --batch-size 1``: the WER and CER of each test file transcribed alone."""
     assert main(["evaluate", "--model", str(folder), "--batch-size", "1"]) == 0
     alone = re.fullmatch(r"wer=([\d.]+) cer=([\d.]+)\n", capsys.readouterr().out)
-    assert trainer and alone, (printed[-500:], alone)
-    (trainer_wer, trainer_cer), (wer, cer) = map(float, trainer.groups()), map(float, alone.groups())
-    assert abs(trainer_wer - wer) <= 0.005 and abs(trainer_cer - cer) <= 0.005, (trainer.groups(), alone.groups())
+    assert alone
+    return float(alone.group(1)), float(alone.group(2))
+
+
+@pytest.mark.slow
+def test_trainer_wer_is_the_wer_of_each_file_alone(course_training, capsys):
+    """The Trainer's final evaluation of the course model (recorded beside it, last) against
+    ``evaluate --batch-size 1``. One model, one WER: the Trainer no longer reads the frames of
+    padding (on one course model the guide's compute_metrics said 0.120 where the files alone said 0.075)."""
+    trainer = json.loads((course_training / training.COMPLETE).read_text())
+    wer, cer = _evaluate_each_file(course_training, capsys)
+    assert abs(trainer["eval_wer"] - wer) <= 0.005 and abs(trainer["eval_cer"] - cer) <= 0.005, (trainer, wer, cer)
     assert 0.02 < wer < 0.15 and cer < 0.05  # a trained model: from 0.45 before fine-tuning
+
+
+@pytest.mark.slow
+def test_train_prints_the_wer_of_the_model_it_saved(tmp_path, capsys):
+    result = subprocess.run([sys.executable, "-m", "asr_helpers", "train", "--max-steps", "20", "--output-dir", str(tmp_path / "model")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = re.search(r"^wer=([\d.]+) cer=([\d.]+)$", result.stdout, re.MULTILINE)
+    final = json.loads((tmp_path / "model" / training.COMPLETE).read_text())
+    assert printed.groups() == (f"{final['eval_wer']:.4f}", f"{final['eval_cer']:.4f}")
+    wer, cer = _evaluate_each_file(tmp_path / "model", capsys)
+    assert abs(float(printed.group(1)) - wer) <= 0.005 and abs(float(printed.group(2)) - cer) <= 0.005, (printed.groups(), wer, cer)
