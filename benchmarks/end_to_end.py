@@ -21,7 +21,7 @@ wall time is what counts:
 4. **Training** with the recipe's own arguments: the guide's (``guide_arguments`` +
    ``build_trainer``: 8 x 2, fp16, activation checkpointing, encoder trained, evaluation at the
    start and every 1,000 steps, checkpoints every 1,000, best model loaded at the end) or the fast
-   profile's (``fast_training_args`` + ``build_fast_trainer``: the same recipe in 500 steps of 64).
+   profile's (``fast_training_args`` + ``make_fast``: the same recipe in 500 steps of 64).
 
 The guide's 2,000 steps take longer than this benchmark may (``--project``, default ``guide``):
 that process warms up for ``--warmup-epochs`` epochs, is timed over ``--timed-epochs`` more
@@ -59,7 +59,7 @@ from transformers import Trainer, TrainerCallback, Wav2Vec2ForCTC, Wav2Vec2Proce
 from asr_helpers.cache import prepare_splits  # noqa: E402
 from asr_helpers.checks import ConvGeometry  # noqa: E402
 from asr_helpers.data import load_offline_corpus  # noqa: E402
-from asr_helpers.fast.training import build_fast_trainer, fast_training_args, guide_arguments  # noqa: E402
+from asr_helpers.fast.training import fast_training_args, guide_arguments, make_fast  # noqa: E402
 from asr_helpers.synth import EN_US_LANG_ID, METADATA_COLUMNS, SAMPLE_RATE, to_pcm16  # noqa: E402
 from asr_helpers.training import build_trainer, recipe_for  # noqa: E402
 from repeats import machine, slug, write_json  # noqa: E402
@@ -156,7 +156,7 @@ def recipe_trainer(recipe: str, model: Wav2Vec2ForCTC, processor: Wav2Vec2Proces
         args = guide_arguments(out, disable_tqdm=True, **steps)
         return build_trainer(model, args, processor, prepared["train"], prepared["test"], "offline")
     args = fast_training_args(out, disable_tqdm=True, **steps)
-    return build_fast_trainer(model, args, processor, prepared["train"], prepared["test"], "offline")
+    return make_fast(build_trainer(model, args, processor, prepared["train"], prepared["test"], "offline"))
 
 
 def steps_per_epoch(trainer: Trainer) -> int:

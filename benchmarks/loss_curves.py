@@ -39,9 +39,9 @@ import transformers  # noqa: E402
 
 from asr_helpers.cache import prepared_course_data  # noqa: E402
 from asr_helpers.fast.training import (  # noqa: E402
-    build_fast_trainer,
     fast_training_args,
     guide_arguments,
+    make_fast,
     seed_length_grouping,
 )
 from asr_helpers.modeling import load_model  # noqa: E402
@@ -66,7 +66,7 @@ def run(name: str, args, processor, data) -> dict:
     else:
         batch = int(name.split("-b")[1]) if "-b" in name else None
         targs = fast_training_args(out, batch_size=batch, **recipe)
-        trainer = build_fast_trainer(model, targs, processor, data["train"], data["test"], "offline")
+        trainer = make_fast(build_trainer(model, targs, processor, data["train"], data["test"], "offline"))
     began = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - began

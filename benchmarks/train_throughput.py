@@ -6,7 +6,7 @@ The model is wav2vec2-base's architecture (``Wav2Vec2Config()``: 7 convolutions 
 that of the pre-trained checkpoint. The audio is synthetic noise with MInDS-14-like lengths
 (gamma distributed, mean 9 s, 1.5 to 30 s) and character labels of 8 per second. Each run trains
 through the project's own code (``guide_arguments`` + ``build_trainer``, or
-``fast_training_args`` + ``build_fast_trainer``) for one length sweep of warm-up (compilation
+``fast_training_args`` + ``make_fast``) for one length sweep of warm-up (compilation
 included), then times two more sweeps between two device synchronisations.
 
 Configurations (``--runs``): ``guide``, the guide as written (feature encoder trained, 8 x 2, fp16,
@@ -50,10 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transformers import TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
 
 from asr_helpers.fast.training import (  # noqa: E402
-    build_fast_trainer,
     fast_batch_size,
     fast_training_args,
     guide_arguments,
+    make_fast,
     seed_length_grouping,
 )
 from asr_helpers.preprocessing import build_processor  # noqa: E402
@@ -308,8 +308,8 @@ def run_one(name: str, args, processor, master, config, device: str) -> dict:
         # fast_training_args rescales a recipe's step counts to its bigger batch (same samples);
         # here the run must last the same number of *optimizer steps* as the timing window
         targs.max_steps = common["max_steps"]
-        trainer = build_fast_trainer(model, targs, processor, dataset, None, "offline",
-                                     compile=False if name == "fast-eager" else None if device == "cuda" else args.compile)
+        trainer = make_fast(build_trainer(model, targs, processor, dataset, None, "offline"),
+                            compile=False if name == "fast-eager" else None if device == "cuda" else args.compile)
     else:
         targs = guide_arguments(out, **common)
         trainer = seed_length_grouping(build_trainer(model, targs, processor, dataset, None, "offline"))

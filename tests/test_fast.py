@@ -24,13 +24,13 @@ from asr_helpers.fast.convolutions import (
 from asr_helpers.fast.int8 import quantize_dynamic_int8
 from asr_helpers.fast.training import (
     FAST_PAD_MULTIPLE,
-    build_fast_trainer,
     can_compile,
     fast_batch_size,
     fast_collator,
     fast_mechanics,
     fast_training_args,
     guide_arguments,
+    make_fast,
     prepare_fast_model,
     seed_length_grouping,
 )
@@ -95,7 +95,7 @@ def test_fast_profile_trains_to_the_same_losses_as_the_guide(processor, tmp_path
     guide = seed_length_grouping(build_trainer(_model(processor), guide_args, processor, data, data, "offline"))
     guide_losses = _losses(guide)
     # with the GPU's convolutions (FFT and matrix products), so that their numerics are checked too
-    fast = build_fast_trainer(_model(processor), fast_args, processor, data, data, fast_convolutions=True)
+    fast = make_fast(build_trainer(_model(processor), fast_args, processor, data, data, "offline"), fast_convolutions=True)
     assert fast.data_collator.pad_to_multiple_of == FAST_PAD_MULTIPLE
     fast_losses = _losses(fast)
 

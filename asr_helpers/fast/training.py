@@ -13,13 +13,11 @@ import os
 from pathlib import Path
 
 import torch
-from datasets import Dataset
 from transformers import Trainer, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from asr_helpers.collator import DataCollatorCTCWithPadding
-from asr_helpers.data import Mode
 from asr_helpers.fast.convolutions import replace_convolutions
-from asr_helpers.training import RECIPES, build_trainer, training_arguments
+from asr_helpers.training import RECIPES, training_arguments
 
 
 def guide_arguments(output_dir: str | Path, **overrides) -> TrainingArguments:
@@ -100,7 +98,7 @@ def fast_training_args(
     ``"linear"`` or ``"none"`` also work). Evaluation keeps the recipe's batch: one utterance at a
     time for wav2vec2-base, whose features change with padding (:class:`~asr_helpers.training.CTCTrainer`).
     Mechanics come from :func:`fast_mechanics`; a mechanics setting passed in ``overrides`` wins.
-    Use with :func:`build_fast_trainer`.
+    Use with :func:`make_fast`.
     """
     reference = guide_arguments(output_dir, **overrides)
     reference_batch = reference.per_device_train_batch_size * reference.gradient_accumulation_steps
@@ -186,23 +184,15 @@ def prepare_fast_model(
     return model
 
 
-def build_fast_trainer(
-    model: Wav2Vec2ForCTC,
-    args: TrainingArguments,
-    processor: Wav2Vec2Processor,
-    train_dataset: Dataset,
-    eval_dataset: Dataset,
-    mode: Mode,
-    *,
-    compile: bool | None = None,
-    freeze_feature_encoder: bool = True,
-    fast_convolutions: bool | None = None,
+def make_fast(
+    trainer: Trainer, *, compile: bool | None = None, freeze_feature_encoder: bool = True, fast_convolutions: bool | None = None
 ) -> Trainer:
-    """:func:`~asr_helpers.training.build_trainer` with the fast profile: the model prepared by :func:`prepare_fast_model`
-    and the bucketing :func:`fast_collator`. Pass ``args`` from :func:`fast_training_args`."""
-    prepare_fast_model(model, compile=compile, freeze_feature_encoder=freeze_feature_encoder, fast_convolutions=fast_convolutions)
-    trainer = build_trainer(model, args, processor, train_dataset, eval_dataset, mode)
-    trainer.data_collator = fast_collator(processor)
+    """The fast profile on a trainer of :func:`~asr_helpers.training.build_trainer` (its ``args`` from
+    :func:`fast_training_args`), before it trains: the model prepared by :func:`prepare_fast_model`,
+    in place, and the bucketing :func:`fast_collator`. Returns the trainer."""
+    prepare_fast_model(trainer.model, compile=compile, freeze_feature_encoder=freeze_feature_encoder,
+                       fast_convolutions=fast_convolutions)
+    trainer.data_collator = fast_collator(trainer.processing_class)
     return seed_length_grouping(trainer)
 
 
