@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     """Decide the mode once (a corpus folder means offline), then fine-tune, save and print the scores."""
-    from asr_helpers.checks import BadRowsError
+    from asr_helpers.checks import BadRowsError, NonFiniteLossError
     from asr_helpers.data import resolve_mode
-    from asr_helpers.training import NonFiniteLossError, fine_tune, is_main_process
+    from asr_helpers.training import fine_tune, is_main_process
 
     try:
         mode = resolve_mode(args.mode, corpus_dir=args.corpus, verbose=is_main_process())

@@ -1,4 +1,5 @@
-"""Row checks before training: every row CTC cannot use is found, reported by file, and never dropped silently.
+"""What CTC cannot learn from, caught early: every row it cannot use is found before training,
+reported by file and never dropped silently, and a non-finite loss stops training at its step.
 
 A row is unusable when its audio cannot be decoded, its transcript is empty or has characters
 outside the vocabulary, or its audio is too short for the model's convolutions or gives fewer
@@ -11,10 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
+import torch
 from datasets import Dataset, DatasetDict
-from transformers import PretrainedConfig, Wav2Vec2Processor
+from torch.utils.hooks import RemovableHandle
+from transformers import PretrainedConfig, TrainerCallback, Wav2Vec2Processor
+from transformers.trainer_callback import TrainerState
 
 from asr_helpers.audio import AudioDecodeError, audio_name, load_audio
 from asr_helpers.text import normalize_text
@@ -161,3 +166,46 @@ def _row_problem(
             f"{name}: {len(labels)} labels need {needed} frames, but {samples / rate:.2f} s of audio gives {frames}"
         )
     return None
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped at a NaN or infinite loss, before the optimizer used it; the message names the step and batch."""
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Stop training at the first NaN or infinite training loss, naming the step and the batch's transcripts.
+
+    Left alone, the Trainer logs the average of earlier losses in its place
+    (``logging_nan_inf_filter``) and gradient clipping turns the infinite gradients into NaN
+    weights: the run goes on, silently ruined. A forward hook checks each training loss before
+    ``backward``, so the weights stay as they were and the last checkpoint is sound for a resume
+    once the bad rows are fixed or dropped (:func:`~asr_helpers.checks.validate_dataset`).
+    """
+
+    def __init__(self) -> None:
+        self._hook: RemovableHandle | None = None
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._remove_hook()
+        self._hook = model.register_forward_hook(partial(self._check, state, processing_class), with_kwargs=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._remove_hook()
+
+    def _remove_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def _check(self, state: TrainerState, processor: Wav2Vec2Processor, module, args, kwargs, output) -> None:
+        loss = getattr(output, "loss", None)
+        if not module.training or loss is None or torch.isfinite(loss).all():
+            return
+        self._remove_hook()
+        labels = kwargs["labels"]
+        texts = processor.batch_decode(labels.masked_fill(labels < 0, processor.tokenizer.pad_token_id), group_tokens=False)
+        raise NonFiniteLossError(
+            f"step {state.global_step + 1}: training loss is {loss.item()} on a batch of {len(texts)} rows "
+            f"(transcripts {', '.join(map(repr, texts))}); stopped before the optimizer used it. "
+            "A transcript too long for its audio makes the CTC loss infinite: check the rows with validate_dataset"
+        )

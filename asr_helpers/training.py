@@ -14,18 +14,15 @@ import json
 import os
 import shutil
 import sys
-from functools import partial
 from pathlib import Path
 
 import torch
 from datasets import Dataset
-from torch.utils.hooks import RemovableHandle
-from transformers import Trainer, TrainerCallback, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
-from transformers.trainer_callback import TrainerState
+from transformers import Trainer, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
 
 from asr_helpers import collator, metrics, modeling
 from asr_helpers.cache import PREPARATION_MODULES, cache_dir, fingerprint, prepared_course_data
-from asr_helpers.checks import ConvGeometry, OnError
+from asr_helpers.checks import ConvGeometry, OnError, StopOnNonFiniteLoss
 from asr_helpers.collator import DataCollatorCTCWithPadding
 from asr_helpers.data import Mode
 from asr_helpers.metrics import load_metric, make_compute_metrics
@@ -178,49 +175,6 @@ def build_trainer(
 
 def _numpy_rows(dataset: Dataset | None):
     return dataset.with_format("numpy") if isinstance(dataset, Dataset) else dataset
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training stopped at a NaN or infinite loss, before the optimizer used it; the message names the step and batch."""
-
-
-class StopOnNonFiniteLoss(TrainerCallback):
-    """Stop training at the first NaN or infinite training loss, naming the step and the batch's transcripts.
-
-    Left alone, the Trainer logs the average of earlier losses in its place
-    (``logging_nan_inf_filter``) and gradient clipping turns the infinite gradients into NaN
-    weights: the run goes on, silently ruined. A forward hook checks each training loss before
-    ``backward``, so the weights stay as they were and the last checkpoint is sound for a resume
-    once the bad rows are fixed or dropped (:func:`~asr_helpers.checks.validate_dataset`).
-    """
-
-    def __init__(self) -> None:
-        self._hook: RemovableHandle | None = None
-
-    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._remove_hook()
-        self._hook = model.register_forward_hook(partial(self._check, state, processing_class), with_kwargs=True)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self._remove_hook()
-
-    def _remove_hook(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-
-    def _check(self, state: TrainerState, processor: Wav2Vec2Processor, module, args, kwargs, output) -> None:
-        loss = getattr(output, "loss", None)
-        if not module.training or loss is None or torch.isfinite(loss).all():
-            return
-        self._remove_hook()
-        labels = kwargs["labels"]
-        texts = processor.batch_decode(labels.masked_fill(labels < 0, processor.tokenizer.pad_token_id), group_tokens=False)
-        raise NonFiniteLossError(
-            f"step {state.global_step + 1}: training loss is {loss.item()} on a batch of {len(texts)} rows "
-            f"(transcripts {', '.join(map(repr, texts))}); stopped before the optimizer used it. "
-            "A transcript too long for its audio makes the CTC loss infinite: check the rows with validate_dataset"
-        )
 
 
 def last_checkpoint(output_dir: str | Path) -> Path | None:

@@ -27,14 +27,12 @@ from transformers import Wav2Vec2ForCTC
 from asr_helpers.__main__ import main
 from asr_helpers.audio import AudioDecodeError, load_audio
 from asr_helpers.cache import prepare_splits
-from asr_helpers.checks import BadRowsError, ConvGeometry, ctc_frames_needed, validate_dataset
+from asr_helpers.checks import BadRowsError, ConvGeometry, NonFiniteLossError, StopOnNonFiniteLoss, ctc_frames_needed, validate_dataset
 from asr_helpers.data import CORPUS_DIR
 from asr_helpers.inference import chunk_spans, transcribe
 from asr_helpers.modeling import load_model, small_config
 from asr_helpers.preprocessing import COURSE_CHECKPOINT
 from asr_helpers.training import (
-    NonFiniteLossError,
-    StopOnNonFiniteLoss,
     build_trainer,
     last_checkpoint,
     recipe_for,
