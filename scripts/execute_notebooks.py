@@ -51,10 +51,10 @@ if "google.colab" in sys.modules:
                              "then runs python scripts/execute_notebooks.py to rewrite this cell.")
     runpy.run_path("/content/course/scripts/colab_setup.py")["main"]()
 
+from asr_helpers.data import resolve_mode  # first: the package quiets tqdm's warning about notebook widgets
+
 import datasets
 from transformers.utils import logging
-
-from asr_helpers.data import resolve_mode
 
 datasets.disable_progress_bars()  # the outputs show results, not how fast this machine loads and maps
 logging.disable_progress_bar()
