@@ -22,7 +22,7 @@ from torch.utils.hooks import RemovableHandle
 from transformers import Trainer, TrainerCallback, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
 from transformers.trainer_callback import TrainerState
 
-from asr_helpers import collator, metrics, modeling
+from asr_helpers import collator, metrics, model_card, modeling
 from asr_helpers.cache import PREPARATION_MODULES, cache_dir, fingerprint, prepared_course_data
 from asr_helpers.checks import ConvGeometry, OnError
 from asr_helpers.collator import DataCollatorCTCWithPadding
@@ -127,6 +127,11 @@ class CTCTrainer(Trainer):
         if labels is None:
             return loss, logits, labels
         return loss, logits, (labels, input_lengths(inputs).to(labels.device))
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Keep the course's card (:mod:`asr_helpers.model_card`): ``push_to_hub`` would replace it with the Trainer's draft."""
+        if not model_card.is_course_card(Path(self.args.output_dir) / "README.md"):
+            super().create_model_card(*args, **kwargs)
 
 
 def input_lengths(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -246,7 +251,7 @@ def fine_tune(
     corpus_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """The whole job of ``python -m asr_helpers train``, as notebooks 02-05 do it: data, processor,
-    model, train, evaluate, save.
+    model, train, evaluate, save, and write the model card (:mod:`~asr_helpers.model_card`).
 
     ``max_steps`` defaults to the recipe's (:func:`recipe_for`). ``resume`` continues from the
     newest complete checkpoint in ``output_dir``: the Trainer restores weights, optimizer,
@@ -277,6 +282,8 @@ def fine_tune(
     trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
+        model_card.write_model_card(output_dir, mode=mode, recipe=recipe, metrics=metrics_,
+                                    sizes=prepared.num_rows, corpus_dir=corpus_dir)
     return metrics_
 
 
