@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import CommitInfo, HfApi, get_token, is_offline_mode
 from huggingface_hub.errors import HfHubHTTPError
 
@@ -30,13 +29,14 @@ def hub_user(token: str | None = None) -> tuple[str | None, str | None]:
         return None, "offline mode (HF_HUB_OFFLINE=1): nothing goes to the Hub"
     token = token or get_token()
     if token is None:
-        return None, "not logged in: run notebook_login() (or `hf auth login` in a terminal), then this cell again"
+        return None, "not logged in: log in with notebook_login() (or `hf auth login` in a terminal)"
     try:
         return HfApi().whoami(token=token)["name"], None
     except HfHubHTTPError as error:
         return None, f"the Hub refused the saved token ({error.response.status_code}): log in again with notebook_login()"
-    except httpx2.RequestError as error:  # no network, DNS, proxy, time-out: huggingface_hub talks through httpx2
-        return None, f"the Hub did not answer ({type(error).__name__}): check the network"
+    except Exception as error:  # no network, DNS, proxy, time-out: httpx2's errors, or httpx's under huggingface_hub 1.x
+        reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line, however long
+        return None, f"the Hub did not answer ({reason}): check the network"
 
 
 def check_model_folder(folder: str | Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,18 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 def test_offline_mode_names_why_nothing_is_pushed():
     """This session is offline (conftest): the notebooks' Hub cells print this one line and skip."""
     assert hub_user() == (None, "offline mode (HF_HUB_OFFLINE=1): nothing goes to the Hub")
+
+
+def test_a_hub_that_does_not_answer_is_named_in_one_line(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_OFFLINE": "0", "HF_TOKEN": GOOD_TOKEN,
+           "HF_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", "from asr_helpers.hub import hub_user; print(hub_user())"],
+                            env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.startswith("(None, 'the Hub did not answer (ConnectError: ") and result.stdout.count("\n") == 1
+    assert result.stdout.endswith("): check the network')\n")
 
 
 def test_a_folder_without_a_model_is_refused_in_one_line(tmp_path):
