@@ -60,20 +60,6 @@ class Repo:
         self.commits[sha], self.main = dict(files), sha
         return sha
 
-    def tree(self, body: bytes, repo: str, revision: str, folder: str = "") -> None:
-        files = self._tree(repo, revision)
-        if files is None:
-            return
-        prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
-        below = {path.removeprefix(prefix) for path in files if path.startswith(prefix)}
-        if not below:
-            return self._error(404, f"{folder} does not exist at revision {revision}", code="EntryNotFound")
-        entries = [{"type": "file", "path": prefix + name, "size": len(files[prefix + name]),
-                    "oid": git_blob_sha(files[prefix + name])} for name in sorted(below) if "/" not in name]
-        entries += [{"type": "directory", "path": prefix + name, "oid": "0" * 40}
-                    for name in sorted({name.split("/")[0] for name in below if "/" in name})]
-        self._json(entries)
-
     def resolve(self, revision: str) -> str | None:
         """A branch name or commit id as a commit id (None when unknown)."""
         return self.main if revision == "main" else revision if revision in self.commits else None
