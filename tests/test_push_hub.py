@@ -60,7 +60,8 @@ print(json.dumps({
 }))
 '''
 
-# What must be refused: a bad token (by the Trainer and by push_model) and a folder with no model.
+# What must be refused: a bad token (by the Trainer and by push_model) and a folder with no model;
+# then push_model with the good token.
 REFUSALS = r'''
 import json, sys
 from transformers import AutoModelForCTC, AutoProcessor, TrainingArguments
@@ -82,6 +83,7 @@ for name, attempt in attempts.items():
         errors[name] = None
     except Exception as error:
         errors[name] = [type(error).__name__, str(error)]
+errors["pushed"] = push_model(folder, "pushed").oid  # the same folder with the good token (HF_TOKEN)
 print(json.dumps(errors))
 '''
 
@@ -125,9 +127,11 @@ def test_a_folder_without_a_model_is_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.slow  # two subprocesses that import torch and transformers: about 15 s
-def test_bad_token_and_empty_folder_are_refused_and_leave_nothing_behind(model_dir, tmp_path):
+def test_bad_token_and_empty_folder_are_refused_then_push_model_uploads_the_model(model_dir, tmp_path):
     folder, empty = tmp_path / "model", tmp_path / "empty"
     shutil.copytree(model_dir, folder)
+    (folder / "checkpoint-1").mkdir()  # a Trainer's checkpoint: never uploaded
+    (folder / "checkpoint-1" / "optimizer.pt").write_bytes(b"state")
     empty.mkdir()
     (empty / "README.md").write_text("a card, but no model\n")
     before = folder_bytes(folder)
@@ -142,10 +146,15 @@ def test_bad_token_and_empty_folder_are_refused_and_leave_nothing_behind(model_d
         assert message.endswith("\n\nInvalid credentials in Authorization header"), message
     assert errors["no_weights"] == ["FileNotFoundError", f"{empty}: no model here (config.json and model.safetensors): "
                                     f"nothing pushed; train one first (python -m asr_helpers train --output-dir {empty})"]
-    assert folder_bytes(folder) == before, "a refused push must not rewrite the folder"
-    assert hub.repos == {}
-    assert [(method, path) for method, path, _ in hub.requests if method == "POST"] == [
-        ("POST", "/api/repos/create"), ("POST", "/api/repos/create")]  # two 401s; no preupload, no commit
+    assert folder_bytes(folder) == before, "a push, refused or not, must not rewrite the folder"
+    posts = [(path, status) for method, path, status in hub.requests if method == "POST"]
+    assert posts == [("/api/repos/create", 401), ("/api/repos/create", 401),  # refused: no preupload, no commit
+                     ("/api/repos/create", 200), ("/api/models/learner/pushed/preupload/main", 200),
+                     ("/api/models/learner/pushed/commit/main", 200)]
+    assert list(hub.repos) == [f"{USER}/pushed"] and hub.repos[f"{USER}/pushed"].main == errors["pushed"]
+    pushed = hub.repos[f"{USER}/pushed"].commits[errors["pushed"]]
+    assert set(pushed) == {".gitattributes", *(path for path in before if not path.startswith("checkpoint-"))}
+    assert all(pushed[path] == before[path] for path in before if not path.startswith("checkpoint-"))
     assert not (tmp_path / "hf_home" / "hub").exists() or not any((tmp_path / "hf_home" / "hub").rglob("*.safetensors"))
 
 
