@@ -45,7 +45,7 @@ from asr_helpers import preprocessing  # noqa: E402
 from asr_helpers.audio import TARGET_SAMPLING_RATE, load_audio, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR, load_offline_corpus, load_unseen_set  # noqa: E402
 from asr_helpers.inference import load_trained, transcribe  # noqa: E402
-from asr_helpers.metrics import character_error_rate, word_error_rate, word_error_rates_by  # noqa: E402
+from asr_helpers.metrics import word_error_rate, word_error_rates_by  # noqa: E402
 from asr_helpers.synth import SAMPLE_RATE as TELEPHONE_RATE  # noqa: E402  (the corpus's 8 kHz)
 from asr_helpers.text import normalize_text  # noqa: E402
 from asr_helpers.training import fine_tune  # noqa: E402
@@ -91,14 +91,11 @@ def word_error_rates(model_dir: Path, sets: dict[str, tuple[list[np.ndarray], li
 def voice_error_rates(model_dir: Path, voices: dict[str, tuple[list[np.ndarray], list[str]]]) -> dict[str, dict]:
     """Greedy WER and CER of ``model_dir`` on each held-out natural voice (as the file is: no front end)."""
     model, processor = load_trained(model_dir, "cpu")
-    rates = {}
-    for voice, (arrays, references) in voices.items():
-        hypotheses = transcribe(model, processor, arrays)
-        rates[voice] = {
-            "wer": round(word_error_rate(hypotheses, references), 4),
-            "cer": round(character_error_rate(hypotheses, references), 4),
-        }
-    return rates
+    hypotheses = [text for arrays, _ in voices.values() for text in transcribe(model, processor, arrays)]  # one voice a call
+    references = [text for _, texts in voices.values() for text in texts]
+    groups = [voice for voice, (_, texts) in voices.items() for _ in texts]
+    rates = word_error_rates_by(hypotheses, references, groups)
+    return {voice: {"wer": round(rates[voice][0], 4), "cer": round(rates[voice][1], 4)} for voice in voices}
 
 
 def measure_base(

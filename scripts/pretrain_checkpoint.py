@@ -61,7 +61,7 @@ import speakers  # noqa: E402
 from asr_helpers import synth  # noqa: E402
 from asr_helpers.audio import TARGET_SAMPLING_RATE, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR  # noqa: E402
-from asr_helpers.metrics import character_error_rate, word_error_rate  # noqa: E402
+from asr_helpers.metrics import character_error_rate, word_error_rate, word_error_rates_by  # noqa: E402
 from asr_helpers.modeling import COURSE_BASE_SIZE, small_config  # noqa: E402
 from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
@@ -263,13 +263,10 @@ def transcribe(model, corpus: DeviceCorpus, processor, batch_samples: int) -> li
 
 def rates_by_voice(predictions: list[str], references: list[str], rows: list[dict[str, str]]) -> dict[str, dict]:
     """Held-out error rates per flite or festival voice, and for all espeak-ng variants together."""
-    groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        engine = engine_of(row)
-        groups.setdefault(engine if engine == pretrain.ESPEAK else f"{engine} {row['voice']}", []).append(i)
+    groups = [engine if (engine := engine_of(row)) == pretrain.ESPEAK else f"{engine} {row['voice']}" for row in rows]
     return {
-        name: {**error_rates([predictions[i] for i in members], [references[i] for i in members]), "utterances": len(members)}
-        for name, members in sorted(groups.items())
+        name: {"wer": round(wer, 4), "cer": round(cer, 4), "utterances": count}
+        for name, (wer, cer, count) in word_error_rates_by(predictions, references, groups).items()
     }
 
 
