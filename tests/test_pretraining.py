@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import re
+import shutil
 import string
 import subprocess
 import sys
