@@ -132,7 +132,29 @@ def speak(text: str, voice: str, speed: int, pitch: int, amplitude: int, rate: i
     command = [
         "espeak-ng", "--stdout", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", str(amplitude), text,
     ]
-    wav = subprocess.run(command, capture_output=True, check=True).stdout
+    return wav_at(subprocess.run(command, capture_output=True, check=True).stdout, rate)
+
+
+def speak_flite(text: str, voice: str, f0_hz: int | None = None, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """flite's ``voice`` (kal, kal16, awb, rms, slt: recorded speakers) at a mean pitch of ``f0_hz`` (None: its own), at ``rate``."""
+    pitch = ["--setf", f"int_f0_target_mean={f0_hz}"] if f0_hz else []
+    command = ["flite", "-voice", voice, *pitch, "-t", text, "-o", "/dev/stdout"]
+    return wav_at(subprocess.run(command, capture_output=True, check=True).stdout, rate)
+
+
+def speak_festival(text: str, voice: str, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """festival's ``voice`` (e.g. cmu_us_slt_arctic_hts, kal_diphone) saying ``text``, at ``rate``.
+
+    The text goes in as a Scheme string, so quotes and backslashes are escaped; the WAV comes back on stdout.
+    """
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    script = f'(voice_{voice})\n(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "-" \'riff)\n'
+    wav = subprocess.run(["festival", "--pipe"], input=script.encode(), capture_output=True, check=True).stdout
+    return wav_at(wav, rate)
+
+
+def wav_at(wav: bytes, rate: int) -> np.ndarray:
+    """A synthesiser's WAV bytes as float64 samples at ``rate`` (soxr HQ: the same samples on every machine)."""
     samples, native_rate = sf.read(io.BytesIO(wav), dtype="float32")
     return soxr.resample(samples, native_rate, rate, quality="HQ").astype(np.float64)
 

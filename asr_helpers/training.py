@@ -20,7 +20,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-from asr_helpers import collator, metrics, modeling
+from asr_helpers import collator, metrics, model_card, modeling
 from asr_helpers.cache import PREPARATION_MODULES, cache_dir, fingerprint, prepared_course_data
 from asr_helpers.checks import ConvGeometry, OnError, StopOnNonFiniteLoss
 from asr_helpers.collator import DataCollatorCTCWithPadding
@@ -127,6 +127,11 @@ class CTCTrainer(Trainer):
             return loss, logits, labels
         return loss, logits, (labels, input_lengths(inputs).to(labels.device))
 
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Keep the course's card (:mod:`asr_helpers.model_card`): ``push_to_hub`` would replace it with the Trainer's draft."""
+        if not model_card.is_course_card(Path(self.args.output_dir) / "README.md"):
+            super().create_model_card(*args, **kwargs)
+
 
 def input_lengths(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Each utterance's length in samples: from the attention mask, or the width of a batch of one.
@@ -203,7 +208,8 @@ def fine_tune(
     corpus_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """The whole job of ``python -m asr_helpers train``, as notebooks 02-05 do it: data, processor,
-    model, train, evaluate, save (:func:`save_trained`).
+    model, train, evaluate, save, write the model card (:mod:`~asr_helpers.model_card`), and mark
+    the folder complete, last (:func:`mark_complete`).
 
     ``mode`` comes decided (:func:`~asr_helpers.data.resolve_mode`, at the program's start);
     ``checkpoint`` is the model to fine-tune, by default the mode's
@@ -234,18 +240,19 @@ def fine_tune(
         print(f"resuming from {last}" if last else f"no complete checkpoint in {output_dir}: starting from step 0")
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     metrics_ = trainer.evaluate()
-    save_trained(trainer, processor, output_dir, metrics_)
+    trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(output_dir))
+        model_card.write_model_card(output_dir, trainer.model.device, mode=mode, recipe=recipe, metrics=metrics_,
+                                    sizes=prepared.num_rows, corpus_dir=corpus_dir)
+        mark_complete(output_dir, metrics_)
     return metrics_
 
 
-def save_trained(trainer: Trainer, processor: Wav2Vec2Processor, output_dir: str | Path, metrics_: dict[str, float]) -> None:
-    """Save the model and processor, then :data:`COMPLETE` with the final evaluation, last, so an
-    interrupted save never passes for a model; then remove the Trainer's ``checkpoint-N`` folders,
-    whose optimizer state only a resume of this run could use. The main process does it all."""
-    trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
-    if not trainer.is_world_process_zero():
-        return
-    processor.save_pretrained(str(output_dir))
+def mark_complete(output_dir: str | Path, metrics_: dict[str, float]) -> None:
+    """Write :data:`COMPLETE` with the final evaluation, once the model, its processor and its card
+    are saved: a folder without it is an interrupted save, never served as a model. Then remove the
+    Trainer's ``checkpoint-N`` folders, whose optimizer state only a resume of this run could use."""
     (Path(output_dir) / COMPLETE).write_text(json.dumps(metrics_, indent=1) + "\n")
     for folder in Path(output_dir).glob("checkpoint-*"):
         shutil.rmtree(folder)

@@ -57,10 +57,11 @@ for folder in (REPO, REPO / "scripts"):  # the package without installing it; pr
 from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor  # noqa: E402
 
 import pretraining_corpus as pretrain  # noqa: E402
+import speakers  # noqa: E402
 from asr_helpers import synth  # noqa: E402
 from asr_helpers.audio import TARGET_SAMPLING_RATE, resample  # noqa: E402
 from asr_helpers.data import CORPUS_DIR  # noqa: E402
-from asr_helpers.metrics import character_error_rate, word_error_rate  # noqa: E402
+from asr_helpers.metrics import character_error_rate, word_error_rate, word_error_rates_by  # noqa: E402
 from asr_helpers.modeling import COURSE_BASE_SIZE, small_config  # noqa: E402
 from asr_helpers.preprocessing import build_processor, build_vocab  # noqa: E402
 from asr_helpers.text import normalize_text  # noqa: E402
@@ -86,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--channels", choices=tuple(pretrain.CHANNELS), default="telephone",
         help="telephone: white noise and a telephone band, 8 kHz (the first runs); mixed: wideband and telephone, "
         "noise of three colours, room echo, any level (scripts/pretraining_data/channels.json)",
+    )
+    parser.add_argument(
+        "--voices", choices=(pretrain.ESPEAK, "natural"), default=pretrain.ESPEAK,
+        help="espeak-ng: espeak-ng only (the first runs); natural: espeak-ng, flite and festival voices of real speakers, "
+        "each warped, sped up or slowed down (scripts/pretraining_data/natural_voices.json, scripts/speakers.py)",
     )
     parser.add_argument("--max-steps", type=int, default=11_000, help="optimizer steps (defines the schedule)")
     parser.add_argument(
@@ -254,6 +260,15 @@ def transcribe(model, corpus: DeviceCorpus, processor, batch_samples: int) -> li
     return [predictions[i] for i in range(len(corpus))]
 
 
+def rates_by_voice(predictions: list[str], references: list[str], rows: list[dict[str, str]]) -> dict[str, dict]:
+    """Held-out error rates per flite or festival voice, and for all espeak-ng variants together."""
+    groups = [engine if (engine := engine_of(row)) == pretrain.ESPEAK else f"{engine} {row['voice']}" for row in rows]
+    return {
+        name: {"wer": round(wer, 4), "cer": round(cer, 4), "utterances": count}
+        for name, (wer, cer, count) in word_error_rates_by(predictions, references, groups).items()
+    }
+
+
 def error_rates(predictions: list[str], references: list[str]) -> dict[str, float]:
     return {
         "wer": round(word_error_rate(predictions, references), 4),
@@ -264,17 +279,28 @@ def error_rates(predictions: list[str], references: list[str]) -> dict[str, floa
 # --- the model card ----------------------------------------------------------------------------
 
 
+def engine_of(row: dict[str, str]) -> str:
+    """The row's engine: corpora made before flite and festival joined have no engine column."""
+    return row.get("engine") or pretrain.ESPEAK
+
+
 def corpus_stats(rows: list[dict[str, str]]) -> dict[str, object]:
     words = {w for row in rows for w in normalize_text(row["transcription"]).split()}
-    variants = sorted({row["voice"].split("+")[1] for row in rows})
+    espeak = [row for row in rows if engine_of(row) == pretrain.ESPEAK]
+    variants = sorted({row["voice"].split("+")[1] for row in espeak})
+    engines = {engine_of(row): 0 for row in rows}
+    for row in rows:
+        engines[engine_of(row)] += 1
     return {
+        "engines": engines,
+        "natural_voices": sorted({f"{engine_of(row)} {row['voice']}" for row in rows if engine_of(row) != pretrain.ESPEAK}),
         "utterances": len(rows),
         "hours": round(sum(float(row["duration_s"]) for row in rows) / 3600, 2),
         "distinct_sentences": len({pretrain.sentence_key(row["transcription"]) for row in rows}),
         "distinct_words": len(words),
         "voices": len({row["voice"] for row in rows}),
         "variants": variants,
-        "accents": sorted({row["voice"].split("+")[0] for row in rows}),
+        "accents": sorted({row["voice"].split("+")[0] for row in espeak}),
     }
 
 
@@ -316,6 +342,49 @@ def channel_history(stages: list[dict]) -> str:
     )
 
 
+def needs_engines(stages: list[dict]) -> str:
+    """The Reproduce section's note on the synthesisers a ``--voices natural`` run needs."""
+    if all(stage.get("voices", pretrain.ESPEAK) == pretrain.ESPEAK for stage in stages):
+        return ""
+    return (
+        "Runs with `--voices natural` need the Debian packages flite, festival, festvox-us-slt-hts and"
+        " festvox-kallpc16k beside espeak-ng.\n\n"
+    )
+
+
+def recorded(split: dict) -> str:
+    """How many of a split's voices are flite or festival voices, for the card's corpus table."""
+    count = len(split.get("natural_voices", ()))
+    return f" + {count} flite and festival voices" if count else ""
+
+
+def natural_voices_text(data: dict, voices: str) -> str:
+    """The card's words for the flite and festival voices of a ``--voices natural`` corpus, and their speakers."""
+    if voices == pretrain.ESPEAK:
+        return ""
+    train, held = data["train"], data["heldout"]
+    shares = ", ".join(f"{engine} {count:,}" for engine, count in train["engines"].items())
+    return (
+        f"- **Voices of recorded speakers** (`--voices natural`, `scripts/pretraining_data/natural_voices.json`): rows of the"
+        f" train split by engine: {shares}. Trained on: {', '.join(train['natural_voices'])}. Never trained on, whole"
+        f" speakers (kal and awb are heard through no engine): {', '.join(held['natural_voices'])}. Each flite or festival row"
+        f" is a drawn speaker (`scripts/speakers.py`): the spectrum warped by {speakers.WARP[0]}-{speakers.WARP[1]}"
+        f" (vocal-tract length: formants and pitch together), tempo x{speakers.TEMPO[0]}-{speakers.TEMPO[1]},"
+        f" a level drift of up to {speakers.LEVEL_DRIFT_DB[1]:.0f} dB, pauses of {speakers.PAUSE_S[0]}-{speakers.PAUSE_S[1]} s"
+        f" before and after; flite's mean pitch is drawn too. Same sentences, channels and seeds as the espeak-ng rows."
+    )
+
+
+def heldout_voice_rows(report: dict) -> str:
+    """Rows of the card's results table: the held-out split per flite or festival voice."""
+    return "".join(
+        f"| held-out split, {name} (a speaker never trained on; warped, channels as in training): {rates['utterances']} utterances"
+        f" | {rates['wer']:.3f} | {rates['cer']:.3f} |\n"
+        for name, rates in report.get("heldout_by_voice", {}).items()
+        if name != pretrain.ESPEAK
+    )
+
+
 def domain_shift_table(result: dict | None) -> str:
     """The card's before/after table from ``benchmarks/domain_shift.py`` (no front end; greedy decoding)."""
     if not result:
@@ -333,6 +402,7 @@ def domain_shift_table(result: dict | None) -> str:
         for label, m in result["results"].items()
     )
     minutes = " and ".join(f"{m['fine_tune_minutes']:.1f}" for m in result["results"].values())
+    natural = natural_voice_table(result)
     return f"""
 ### Before and after the course's fine-tuning, and on recordings unlike the corpus
 
@@ -341,7 +411,7 @@ test split, and the unseen set of `asr_helpers/unseen` (36 recordings: new sente
 heard, one column per file format; `python -m asr_helpers evaluate --unseen` prints the same split).
 "fine tuned" is `python -m asr_helpers train`'s recipe from that checkpoint ({minutes} min from start to saved
 model, loading, four evaluations and saving included). Greedy decoding through `transcribe` (no language
-model, no front end).
+model, no front end).{(" " + result["note"]) if result.get("note") else ""}
 
 {header}
 | --- | --- | ---: | ---: | {' | '.join('---:' for _ in formats)} |
@@ -350,6 +420,26 @@ model, no front end).
 A fixed telephone front end (every input resampled to 8 kHz and back) instead of wideband training,
 on the unseen set after fine-tuning: {front_end}. It helps a model that heard only the telephone
 band, but training on both bands helps far more, and a model that heard both loses by it.
+{natural}"""
+
+
+def natural_voice_table(result: dict) -> str:
+    """The card's table of WER and CER per held-out flite or festival voice (``domain_shift.py --natural``)."""
+    measured = {label: m["natural"] for label, m in result["results"].items() if "natural" in m}
+    if not measured:
+        return ""
+    voices = list(next(iter(measured.values()))["base"])
+    rows = "\n".join(
+        f"| {label} | {stage.replace('_', ' ')} | " + " | ".join(f"{rates[v]['wer']:.3f} / {rates[v]['cer']:.3f}" for v in voices) + " |"
+        for label, stages in measured.items()
+        for stage, rates in stages.items()
+    )
+    return f"""
+The course test sentences said by the speakers that pre-training holds out (clean, 16 kHz; WER / CER, greedy):
+
+| checkpoint | stage | {' | '.join(voices)} |
+| --- | --- | {' | '.join('---:' for _ in voices)} |
+{rows}
 """
 
 
@@ -374,7 +464,7 @@ def write_card(out: Path, report: dict) -> None:
     stages_text = ""
     if len(stages) > 1:
         rows = "\n".join(
-            f"| {i} | {st['seed']} | {st['steps']:,} | {st['audio_hours_seen']:,.0f} | {st['train_minutes']:.1f} min"
+            f"| {i} | {st['seed']} | {st.get('voices', pretrain.ESPEAK)} | {st['steps']:,} | {st['audio_hours_seen']:,.0f} | {st['train_minutes']:.1f} min"
             f" | {st['heldout']['wer']:.3f} | {st['hardware']} |"
             for i, st in enumerate(stages, 1)
         )
@@ -382,16 +472,16 @@ def write_card(out: Path, report: dict) -> None:
             f"The checkpoint was trained in {len(stages)} runs, each starting from the previous one's weights"
             f" (`--init-from`), on the corpus of its own seed; every run has its own warm-up and decay."
             f" Held-out WER is measured on each run's own held-out split.\n\n"
-            "| run | seed | steps | hours of audio seen | training time | held-out WER | hardware |\n"
-            "| --- | --- | --- | --- | --- | --- | --- |\n"
-            f"{rows}\n\nRun, in order:\n\n"
+            "| run | seed | voices | steps | hours of audio seen | training time | held-out WER | hardware |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            f"{rows}\n\n{needs_engines(stages)}Run, in order:\n\n"
         )
     card = f"""---
 language: en
 license: apache-2.0
 library_name: transformers
 pipeline_tag: automatic-speech-recognition
-tags: [wav2vec2, ctc, synthetic-speech, espeak-ng, teaching]
+tags: [wav2vec2, ctc, synthetic-speech, espeak-ng, flite, festival, teaching]
 ---
 
 # course-base: a small Wav2Vec2 CTC model pre-trained on synthetic speech, telephone band and wideband
@@ -414,13 +504,13 @@ attention mask (the processor in this folder does all that). {report['parameters
 
 ## Data
 
-Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}")` of `scripts/pretraining_corpus.py` with espeak-ng
-({report['espeak']}); nothing of it ships, the seed regenerates it.{earlier_data}
+Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}", voices="{a.get('voices', pretrain.ESPEAK)}")` of `scripts/pretraining_corpus.py` with espeak-ng
+({report['espeak']}){', flite 2.2 and festival 2.5 (Debian)' if a.get('voices', pretrain.ESPEAK) != pretrain.ESPEAK else ''}; nothing of it ships, the seed regenerates it.{earlier_data}
 
-| split | utterances | hours | distinct sentences | distinct words | voices (accent + variant) |
+| split | utterances | hours | distinct sentences | distinct words | voices |
 | --- | --- | --- | --- | --- | --- |
-| train | {train['utterances']:,} | {train['hours']} | {train['distinct_sentences']:,} | {train['distinct_words']:,} | {train['voices']} ({len(train['accents'])} accents x {len(train['variants'])} variants) |
-| held-out | {held['utterances']:,} | {held['hours']} | {held['distinct_sentences']:,} | {held['distinct_words']:,} | {held['voices']} ({len(held['accents'])} accents x {len(held['variants'])} variants) |
+| train | {train['utterances']:,} | {train['hours']} | {train['distinct_sentences']:,} | {train['distinct_words']:,} | {train['voices']} ({len(train['accents'])} accents x {len(train['variants'])} variants{recorded(train)}) |
+| held-out | {held['utterances']:,} | {held['hours']} | {held['distinct_sentences']:,} | {held['distinct_words']:,} | {held['voices']} ({len(held['accents'])} accents x {len(held['variants'])} variants{recorded(held)}) |
 
 - **Sentences**: half are general English from the grammar `scripts/pretraining_data/grammar.json` (home, food,
   weather, travel, animals, school, times and dates; numbers spelled as words), half are lists of
@@ -434,6 +524,7 @@ Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channel
   variants {', '.join(pretrain.VARIANTS['heldout'])}. Whispered, robotic and heavy-echo variants are not used.
 - **Channel**: speed {pretrain.SPEED_WPM[0]}-{pretrain.SPEED_WPM[1]} words/min, pitch {pretrain.PITCH[0]}-{pretrain.PITCH[1]}, level {pretrain.AMPLITUDE[0]}-{pretrain.AMPLITUDE[1]}; then {channel_text(a.get('channels', 'telephone'))}
 {channel_history(stages)}
+{natural_voices_text(d, a.get('voices', pretrain.ESPEAK))}
 
 ## Training
 
@@ -455,7 +546,7 @@ Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channel
 | evaluation set | WER | CER |
 | --- | --- | --- |
 | pre-training held-out split: {held['utterances']} utterances, held-out voices and sentences | {report['heldout']['wer']:.3f} | {report['heldout']['cer']:.3f} |
-{course_line}
+{heldout_voice_rows(report)}{course_line}
 {domain_shift_table(report.get('domain_shift'))}
 ## Use
 
@@ -487,6 +578,7 @@ def stage_summary(report: dict) -> dict:
         "reproduce": report["reproduce"],
         "seed": report["args"]["seed"],
         "channels": report["args"].get("channels", "telephone"),
+        "voices": report["args"].get("voices", pretrain.ESPEAK),
         "steps": t["steps"],
         "audio_hours_seen": round(t["audio_hours_seen"], 1),
         "train_minutes": round(t["train_minutes"], 2),
@@ -545,7 +637,8 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"command: {command}")
     log(f"device {device}, torch {torch.__version__}, {os.cpu_count()} CPUs")
 
-    corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-{args.channels}-seed{args.seed}-{args.n_train}-{args.n_heldout}"
+    voices = "" if args.voices == pretrain.ESPEAK else f"-{args.voices}"
+    corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-{args.channels}{voices}-seed{args.seed}-{args.n_train}-{args.n_heldout}"
     metadata = corpus_dir / "metadata.csv"
     t0 = time.perf_counter()
     if metadata.is_file() and len(read_rows(metadata)) == args.n_train + args.n_heldout:
@@ -554,7 +647,7 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"synthesising {args.n_train} + {args.n_heldout} utterances into {corpus_dir}")
         metadata = pretrain.generate_pretraining_corpus(
             corpus_dir, seed=args.seed, n_train=args.n_train, n_heldout=args.n_heldout,
-            workers=args.workers, progress=False, channels=args.channels,
+            workers=args.workers, progress=False, channels=args.channels, voices=args.voices,
         )
     synth_s = time.perf_counter() - t0
     rows = read_rows(metadata)
@@ -670,7 +763,8 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"final held-out WER {held_rates['wer']:.3f} CER {held_rates['cer']:.3f}")
     for prediction, reference in list(zip(predictions, held_texts))[:5]:
         log(f"  REF {reference}\n             HYP {prediction}")
-    report: dict = {"heldout": held_rates}
+    report: dict = {"heldout": held_rates, "heldout_by_voice": rates_by_voice(predictions, held_texts, by_split["heldout"])}
+    log(f"held-out by voice: {report['heldout_by_voice']}")
     if course is not None:
         course_rates = error_rates(transcribe(model, course, processor, batch_samples), course_texts)
         log(f"course test split, zero-shot: WER {course_rates['wer']:.3f} CER {course_rates['cer']:.3f}")

@@ -20,9 +20,10 @@ the everyday lexicon of the word lists is ``scripts/pretraining_data/words.txt``
 from __future__ import annotations
 
 import random
+import shutil
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -31,13 +32,14 @@ import numpy as np
 from asr_helpers import synth
 from asr_helpers.text import spell_number, spell_ordinal, spell_year
 from channels import NOISE_COLOURS, TELEPHONE_RATE, WIDEBAND_RATE, Channel
+from speakers import Speaker
 
 DATA_DIR = Path(__file__).resolve().parent / "pretraining_data"
 WORDS_FILE = Path(__file__).parent / "pretraining_data" / "words.txt"
 SPLITS: tuple[str, ...] = ("train", "heldout")
 METADATA_COLUMNS: tuple[str, ...] = (
     "file", "split", "transcription", "voice", "speed", "pitch", "amplitude", "rate", "band_hz", "noise",
-    "snr_db", "rt60_s", "peak_dbfs", "duration_s",
+    "snr_db", "rt60_s", "peak_dbfs", "duration_s", "engine", "warp", "tempo", "drift_db",
 )
 SPEED_WPM = (120, 260)
 PITCH = (5, 95)
@@ -53,6 +55,8 @@ GRAMMAR: dict[str, tuple[str, ...]] = synth.read_tables(DATA_DIR / "grammar.json
 _VOICES = synth.read_tables(DATA_DIR / "voices.json")
 VARIANTS: dict[str, tuple[str, ...]] = _VOICES["variants"]  # split -> espeak-ng variants
 EXCLUDED_VARIANTS: tuple[str, ...] = _VOICES["excluded"]  # never spoken, in either corpus's train split
+NATURAL = synth.read_tables(DATA_DIR / "natural_voices.json")
+ESPEAK = "espeak-ng"
 
 
 @cache
@@ -187,58 +191,104 @@ CHANNELS: dict[str, Callable[[random.Random], Channel]] = {"telephone": draw_tel
 
 @dataclass(frozen=True)
 class PretrainUtterance(synth.Utterance):
-    """A pre-training recording: the course's speech, then its own :class:`Channel`."""
+    """A pre-training recording: the speech of its engine and :class:`Speaker`, then its own :class:`Channel`.
+
+    espeak-ng rows are spoken as the course's are (``speed`` words/min, ``pitch`` 0-99); flite
+    rows at a mean pitch of ``pitch`` Hz, festival rows at the voice's own; both then through
+    their ``speaker`` (spectral warp, tempo, level drift, pauses).
+    """
 
     channel: Channel
+    engine: str = ESPEAK
+    speaker: Speaker = Speaker()
 
     @property
     def rate(self) -> int:
         """The channel's rate: 8 kHz for the telephone band, 16 kHz for wideband."""
         return self.channel.rate
 
+    def speech(self) -> np.ndarray:
+        """The clean speech at the channel's rate, before any channel."""
+        if self.engine == ESPEAK:
+            return super().audio()
+        if self.engine == "flite":
+            voice = synth.speak_flite(self.text, self.voice, self.pitch, self.rate)
+        else:
+            voice = synth.speak_festival(self.text, self.voice, self.rate)
+        return self.speaker.apply(voice, self.rate)
+
     def audio(self) -> np.ndarray:
-        """The clean speech at the channel's rate, then the channel (its noise seeded per row)."""
-        return self.channel.apply(super().audio())
+        """The clean speech, then the channel (its noise seeded per row)."""
+        return self.channel.apply(self.speech())
 
     def row(self, duration_s: float) -> dict[str, object]:
-        """The shared columns plus the channel, so a row says exactly how its audio was made."""
-        return {**super().row(duration_s), "amplitude": self.amplitude, **self.channel.columns()}
+        """The shared columns plus the engine, speaker and channel, so a row says exactly how its audio was made."""
+        speaker = self.speaker.columns() if self.engine != ESPEAK else dict.fromkeys(Speaker().columns(), "")
+        return {
+            **super().row(duration_s), "amplitude": self.amplitude, **self.channel.columns(), "engine": self.engine,
+            **speaker,
+        }
+
+
+def natural_voice(utterance: PretrainUtterance, seed: int, index: int, voices: str) -> PretrainUtterance:
+    """The row's engine (``voices`` "natural": :data:`NATURAL`'s shares), voice, pitch and speaker.
+
+    Drawn from a generator of their own, so the sentence and the channel are the espeak-ng row's
+    and an espeak-ng row of a natural corpus is the row of an espeak-ng-only corpus.
+    """
+    if voices == ESPEAK:
+        return utterance
+    rng = random.Random(f"{seed}-pretrain-{utterance.split}-{index}-engine")
+    engine = rng.choices(tuple(NATURAL["shares"]), weights=tuple(NATURAL["shares"].values()))[0]
+    if engine == ESPEAK:
+        return utterance
+    voice = rng.choice(NATURAL["voices"][engine][utterance.split])
+    pitch = rng.randint(*NATURAL["flite_f0_hz"][voice]) if engine == "flite" else 0
+    return replace(utterance, engine=engine, voice=voice, speed=0, pitch=pitch, speaker=Speaker.draw(rng))
 
 
 def plan_pretraining(
-    seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, channels: str = "telephone"
+    seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, channels: str = "telephone", voices: str = ESPEAK
 ) -> list[PretrainUtterance]:
     """The pre-training corpus as a list of utterances, before any audio exists.
 
     Each row's voice, speed, pitch, level and channel (:data:`CHANNELS`) come from a generator
-    seeded with (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are.
+    seeded with (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are;
+    ``voices`` "natural" hands some rows to flite and festival (:func:`natural_voice`).
     """
     plan = []
     for split, n in zip(SPLITS, (n_train, n_heldout)):
         for index, text in enumerate(pretraining_sentences(seed, split, n)):
             rng = random.Random(f"{seed}-pretrain-{split}-{index}")
             voice, speed, pitch = synth.draw_voice(rng, VARIANTS[split], SPEED_WPM, PITCH)
-            plan.append(
-                PretrainUtterance(
-                    file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
-                    speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=CHANNELS[channels](rng),
-                )
+            utterance = PretrainUtterance(
+                file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
+                speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=CHANNELS[channels](rng),
             )
+            plan.append(natural_voice(utterance, seed, index, voices))
     return plan
+
+
+def require_engines(voices: str) -> None:
+    """Fail at once, naming the Debian packages, if an engine of ``voices`` is missing."""
+    synth.require_espeak()
+    for engine, packages in NATURAL["packages"].items():
+        if voices != ESPEAK and shutil.which(engine) is None:
+            raise RuntimeError(f"{engine} not found: install the Debian packages {packages} for --voices {voices}")
 
 
 def generate_pretraining_corpus(
     out_dir: Path, seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, workers: int | None = None,
-    progress: bool = True, channels: str = "telephone",
+    progress: bool = True, channels: str = "telephone", voices: str = ESPEAK,
 ) -> Path:
     """Synthesise the pre-training corpus into ``out_dir`` and return its ``metadata.csv``.
 
     Same layout as the course corpus (``train/``, ``heldout/``, ``metadata.csv``), written by
     :func:`asr_helpers.synth.write_corpus`; FLAC at libsndfile's default compression. A missing
-    espeak-ng is reported before the sentences are drawn (seconds for a full-size corpus).
+    engine is reported before the sentences are drawn (seconds for a full-size corpus).
     """
-    synth.require_espeak()
+    require_engines(voices)
     return synth.write_corpus(
-        out_dir, plan_pretraining(seed, n_train, n_heldout, channels), SPLITS, METADATA_COLUMNS,
+        out_dir, plan_pretraining(seed, n_train, n_heldout, channels, voices), SPLITS, METADATA_COLUMNS,
         workers=workers, progress=progress, desc="synth-pretrain",
     )

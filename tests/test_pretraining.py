@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import re
+import shutil
 import string
 import subprocess
 import sys
@@ -210,12 +211,32 @@ def test_mixed_channels_cover_both_bands_noise_echo_and_levels() -> None:
     assert all(-35 <= u.channel.peak_dbfs <= -1 for u in mixed)
 
 
+def test_natural_voices_keep_the_sentences_and_channels_and_hold_out_whole_speakers() -> None:
+    """flite and festival take some rows; the other rows, and every row's sentence and channel, are the espeak-ng plan's."""
+    espeak, natural = pretrain.plan_pretraining(0, 300, 100, "mixed"), pretrain.plan_pretraining(0, 300, 100, "mixed", "natural")
+    assert [(u.text, u.channel) for u in espeak] == [(u.text, u.channel) for u in natural]
+    assert all(n == e for e, n in zip(espeak, natural) if n.engine == "espeak-ng")
+    engines = {u.engine for u in natural}
+    assert engines == {"espeak-ng", "flite", "festival"}
+    share = sum(u.engine != "espeak-ng" for u in natural) / len(natural)
+    assert 0.45 < share < 0.65  # flite 0.4 + festival 0.15
+    used = {split: {(u.engine, u.voice) for u in natural if u.split == split and u.engine != "espeak-ng"} for split in pretrain.SPLITS}
+    assert used["train"] == {("flite", "rms"), ("flite", "slt"), ("festival", "cmu_us_slt_arctic_hts")}
+    assert used["heldout"] == {("flite", "awb"), ("flite", "kal"), ("flite", "kal16"), ("festival", "kal_diphone")}
+    for u in natural:
+        if u.engine == "flite":
+            assert pretrain.NATURAL["flite_f0_hz"][u.voice][0] <= u.pitch <= pretrain.NATURAL["flite_f0_hz"][u.voice][1]
+        if u.engine != "espeak-ng":
+            assert u.speaker != type(u.speaker)() and u.speed == 0
+
+
 def test_metadata_rows_have_exactly_the_csv_columns() -> None:
     row = pretrain.plan_pretraining(0, 1, 0)[0].row(2.0)
     assert tuple(sorted(row)) == tuple(sorted(pretrain.METADATA_COLUMNS))
     assert (row["snr_db"], row["band_hz"], row["amplitude"], row["rate"], row["rt60_s"], row["duration_s"]) == (
         "22.5", "222-3422", 45, "8000", "", "2.000"
     )
+    assert (row["engine"], row["warp"], row["tempo"]) == ("espeak-ng", "", "")
 
 
 # --- the channel: no espeak-ng needed ------------------------------------------------------
@@ -297,6 +318,27 @@ def test_pretraining_generator_is_deterministic(tmp_path: Path) -> None:
         info = sf.info(first.parent / row["file"])
         assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_16", 8000, 1)
         assert abs(info.frames / 8000 - float(row["duration_s"])) <= 0.0005 + 1e-9
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(program) for program in ("espeak-ng", "flite", "festival")),
+    reason="espeak-ng, flite or festival not installed (Debian packages espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k)",
+)
+def test_natural_voices_are_synthesised_with_their_engine_and_speaker(tmp_path: Path) -> None:
+    plan = pretrain.plan_pretraining(2, 12, 6, "mixed", "natural")
+    metadata = pretrain.generate_pretraining_corpus(tmp_path, seed=2, n_train=12, n_heldout=6, progress=False, channels="mixed", voices="natural")
+    with metadata.open(newline="") as handle:
+        rows = {row["file"]: row for row in csv.DictReader(handle)}
+    assert {row["engine"] for row in rows.values()} == {"espeak-ng", "flite", "festival"}
+    for utterance in plan:
+        row = rows[utterance.file]
+        assert (row["engine"], row["voice"]) == (utterance.engine, utterance.voice)
+        samples, rate = sf.read(tmp_path / utterance.file)
+        assert rate == utterance.channel.rate and len(samples) / rate == pytest.approx(float(row["duration_s"]), abs=1e-3)
+        assert 20 * np.log10(np.max(np.abs(samples))) == pytest.approx(utterance.channel.peak_dbfs, abs=0.1)
+        if utterance.engine != "espeak-ng":
+            assert row["warp"] == f"{utterance.speaker.warp:.3f}"
+            assert len(samples) / rate > sum(utterance.speaker.pauses_s) + 0.3  # pauses and some speech
 
 
 @pytest.mark.slow
