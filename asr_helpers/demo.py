@@ -1,0 +1,199 @@
+"""A web page to talk to a trained model (notebook 08, ``python -m asr_helpers demo``): record or
+upload audio, and read the transcript, its words with their times, and where they lie in the recording.
+
+It needs gradio, an optional extra (``pip install 'asr_helpers[demo]'``; Colab has it). The page
+loads with no internet: no analytics, and the theme names system fonts, so the browser fetches
+nothing from outside. The transcription is the package's own (:mod:`asr_helpers.decoding`), reached
+through one function, :func:`decode`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from transformers import Wav2Vec2ForCTC, Wav2Vec2Processor
+
+from asr_helpers.audio import AudioDecodeError
+from asr_helpers.beam_search import BeamSearchDecoder
+from asr_helpers.data import CORPUS_DIR, UNSEEN_DIR
+from asr_helpers.decoding import Word, frame_log_probs, frame_seconds, greedy_words, load_each
+from asr_helpers.inference import CHUNK_LENGTH_S, STRIDE_LENGTH_S, chunk_spans, load_trained
+from asr_helpers.plots import plot_words
+from asr_helpers.preprocessing import COURSE_CHECKPOINT
+
+MAX_SECONDS = 600.0
+"""Longer recordings are refused: past ten minutes a demo is the wrong tool (``transcribe`` takes any length)."""
+
+EXAMPLES = [CORPUS_DIR / "test" / f"test_{n:04d}.flac" for n in (0, 1, 2)] + [
+    UNSEEN_DIR / name for name in ("flac-16k/flac-16k_07.flac", "phone-wav-8k/phone-wav-8k_00.wav", "mp3-24k/mp3-24k_03.mp3")
+]
+"""Three test files of the course corpus (new voices, familiar sentences) and three of the unseen set (new sentences, formats and rates)."""
+
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "monospace"])
+"""Fonts the browser already has: a web font would be a request to the outside, and an offline page can hang on it."""
+
+COURSE_BASE_LIMITS = (
+    "Like every course-base model (the offline course's architecture, 3.5 M parameters), it has only heard "
+    "**synthetic voices** (espeak-ng), and the course fine-tunes it on bank requests in the **telephone band** "
+    "(8 kHz). It transcribes speech like the examples below; **real voices, yours included, will mostly fail**."
+)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What the page shows for one recording: greedy words, beam + LM words (``None`` without an LM), the 16 kHz audio."""
+
+    greedy: list[Word]
+    beam: list[Word] | None
+    audio: np.ndarray
+
+
+def decode(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, array: np.ndarray,
+           decoder: BeamSearchDecoder | None) -> tuple[list[Word], list[Word] | None]:
+    """The demo's one call into the package's transcription: greedy timed words and, with a decoder,
+    the beam search's, both read off the same frames (long recordings go through the model in
+    overlapping windows), as ``python -m asr_helpers transcribe --timestamps`` gives them."""
+    log_probs = frame_log_probs(model, processor, [array])[0]
+    greedy = greedy_words(processor, log_probs, frame_seconds(model, processor))
+    return greedy, decoder(log_probs) if decoder is not None else None
+
+
+class Transcriber:
+    """A loaded model (and LM) turned into the page's function: a file in, a :class:`Transcript` out."""
+
+    def __init__(self, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, decoder: BeamSearchDecoder | None = None,
+                 model_dir: Path | None = None):
+        self.model, self.processor, self.decoder, self.model_dir = model, processor, decoder, model_dir
+
+    @classmethod
+    def load(cls, model_dir: str | Path, lm_path: str | Path | None = None, device: str | torch.device = "cpu") -> Transcriber:
+        """A model saved by ``train`` on ``device`` and, with ``lm_path`` (an ARPA file), the beam search with that LM."""
+        if lm_path is not None and not Path(lm_path).is_file():
+            raise FileNotFoundError(f"{lm_path}: no language model here (make one with `python -m asr_helpers lm --out {lm_path}`)")
+        model, processor = load_trained(model_dir, device)
+        decoder = BeamSearchDecoder.for_model(model, processor, lm_path) if lm_path is not None else None
+        return cls(model, processor, decoder, Path(model_dir))
+
+    def __call__(self, path: str | Path, progress: Callable[..., None] | None = None) -> Transcript:
+        """Transcribe one file; bad audio raises :class:`AudioDecodeError` naming the file by its name and the problem."""
+        array = self.read(path)
+        with self._windows_counted(len(array), progress) if progress else nullcontext():
+            greedy, beam = decode(self.model, self.processor, array, self.decoder)
+        return Transcript(greedy, beam, array)
+
+    def read(self, path: str | Path) -> np.ndarray:
+        """The file at the model's rate, or an error in the user's terms (the file's name, not a server's temporary path)."""
+        name = Path(path).name
+        try:
+            seconds = sf.info(str(path)).duration
+        except (sf.LibsndfileError, RuntimeError):
+            seconds = 0.0  # not audio, empty, missing: load_each says which
+        if seconds > MAX_SECONDS:
+            raise AudioDecodeError(f"{name}: too long ({seconds / 60:.1f} min; the demo takes up to {MAX_SECONDS / 60:.0f} min, "
+                                   "`python -m asr_helpers transcribe` any length)")
+        array = load_each(self.model, self.processor, [path])[0]
+        if isinstance(array, AudioDecodeError):
+            raise AudioDecodeError(str(array).replace(str(path), name))
+        return array
+
+    @contextmanager
+    def _windows_counted(self, samples: int, progress: Callable[..., None]) -> Iterator[None]:
+        """Report each window the model has run on, out of the windows ``frame_logits`` cuts the recording into."""
+        rate, hop = self.processor.feature_extractor.sampling_rate, self.model.config.inputs_to_logits_ratio
+        chunk, stride = (hop * round(seconds * rate / hop) for seconds in (CHUNK_LENGTH_S, STRIDE_LENGTH_S))
+        total, done = len(chunk_spans(samples, chunk, stride, hop)), 0
+
+        def count(_module: torch.nn.Module, _args: tuple, output) -> None:
+            nonlocal done
+            done += len(output.logits)
+            progress((done, total), desc=f"{samples / rate:.0f} s of audio in {CHUNK_LENGTH_S:g} s windows", unit="windows")
+
+        progress((0, total), desc="reading the audio", unit="windows")
+        handle = self.model.register_forward_hook(count)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+def word_table(words: Sequence[Word]) -> pd.DataFrame:
+    """One row per word with its start and end in seconds, to the frame (20 ms)."""
+    return pd.DataFrame({"word": [w.word for w in words], "start (s)": [round(w.start, 2) for w in words],
+                         "end (s)": [round(w.end, 2) for w in words]})
+
+
+def describe_model(model_dir: Path, model: Wav2Vec2ForCTC) -> tuple[str, Path | None]:
+    """What the page says the model was trained on, and its model card: the folder's ``README.md``,
+    else, for a model of course-base's architecture (what ``train`` saves offline), course-base's card."""
+    base = json.loads((COURSE_CHECKPOINT / "config.json").read_text())
+    course_base = all(getattr(model.config, key) == base[key] for key in ("hidden_size", "num_hidden_layers", "conv_dim"))
+    limits = f" {COURSE_BASE_LIMITS}" if course_base else ""
+    card = model_dir / "README.md"
+    if card.is_file():
+        title = next((line[2:] for line in card.read_text().splitlines() if line.startswith("# ")), model_dir.name)
+        return f"Its model card: *{title}*.{limits}", card
+    if course_base:
+        return f"It is course-base fine-tuned by the course (this folder has no card of its own).{limits}", COURSE_CHECKPOINT / "README.md"
+    return "This folder has no model card (`README.md`): what the model was trained on is not recorded here.", None
+
+
+def build_page(transcriber: Transcriber) -> gr.Blocks:
+    """The page around ``transcriber``: audio in, transcripts, a word table and a figure out, examples below,
+    the model card folded at the bottom. Its one event is the API endpoint ``/transcribe``."""
+    model_dir = transcriber.model_dir or Path("?")
+    about, card = describe_model(model_dir, transcriber.model)
+    gr.set_static_paths([str(CORPUS_DIR), str(UNSEEN_DIR)])  # the examples, wherever the package is installed
+    lm = transcriber.decoder is not None
+    with gr.Blocks(title="Wav2Vec2 CTC demo", analytics_enabled=False) as page:
+        gr.Markdown(f"## Speech recognition with a fine-tuned Wav2Vec2\n**Model:** `{model_dir}` on "
+                    f"{transcriber.model.device}, greedy decoding{' and beam search with an n-gram LM' if lm else ''}. "
+                    f"{about}" + (f" Model card: `{card}` (below)." if card else ""))
+        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Record or upload (any format, any rate, up to 10 min)")
+        button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
+        with gr.Row():
+            greedy = gr.Textbox(label="Greedy", elem_id="greedy")
+            beam = gr.Textbox(label="Beam search + LM", elem_id="beam", visible=lm)
+        table = gr.Dataframe(label=f"Words ({'beam search + LM' if lm else 'greedy'}) and their times", elem_id="words",
+                             headers=["word", "start (s)", "end (s)"], interactive=False)
+        figure = gr.Plot(label="The recording, the words marked", elem_id="figure")
+        gr.Examples([[str(path)] for path in EXAMPLES], inputs=audio, example_labels=[p.name for p in EXAMPLES])
+        if card:
+            with gr.Accordion(f"Model card ({card})", open=False):
+                gr.Markdown(card.read_text())
+
+        def respond(path: str | None, progress: gr.Progress = gr.Progress()) -> tuple:
+            if not path:
+                raise gr.Error("No audio: record something or upload a file first.", print_exception=False)
+            try:
+                result = transcriber(path, progress)
+            except AudioDecodeError as error:
+                raise gr.Error(str(error), print_exception=False) from None
+            shown = result.beam if result.beam is not None else result.greedy
+            fig = plot_words(result.audio, transcriber.processor.feature_extractor.sampling_rate, shown)
+            plt.close(fig)  # gradio draws it once; pyplot must not keep every request's figure
+            return (" ".join(w.word for w in result.greedy), " ".join(w.word for w in result.beam or []),
+                    word_table(shown), fig)
+
+        button.click(respond, inputs=audio, outputs=[greedy, beam, table, figure], api_name="transcribe")
+    return page
+
+
+def build_app(model_dir: str | Path, lm_path: str | Path | None = None, device: str | torch.device = "cpu") -> gr.Blocks:
+    """The demo page for the model in ``model_dir`` (and the LM in ``lm_path``), on ``device``; serve it with :func:`launch`."""
+    return build_page(Transcriber.load(model_dir, lm_path, device))
+
+
+def launch(app: gr.Blocks, **options) -> None:
+    """``app.launch`` on this machine only (127.0.0.1, no share link), with the offline theme; ``options`` go to gradio."""
+    app.launch(**{"server_name": "127.0.0.1", "share": False, "theme": THEME, **options})
