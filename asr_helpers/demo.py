@@ -88,7 +88,7 @@ class Transcriber:
     def __call__(self, path: str | Path, progress: Callable[..., None] | None = None) -> Transcript:
         """Transcribe one file; bad audio raises :class:`AudioDecodeError` naming the file by its name and the problem."""
         array = self.read(path)
-        with self._windows_counted(len(array), progress) if progress else nullcontext():
+        with self._windows_counted(len(array), progress) if progress is not None else nullcontext():
             greedy, beam = decode(self.model, self.processor, array, self.decoder)
         return Transcript(greedy, beam, array)
 
@@ -148,6 +148,21 @@ def describe_model(model_dir: Path, model: Wav2Vec2ForCTC) -> tuple[str, Path | 
     return "This folder has no model card (`README.md`): what the model was trained on is not recorded here.", None
 
 
+def respond(transcriber: Transcriber, path: str | None, progress: Callable[..., None] | None = None) -> tuple:
+    """What the page's button does: the greedy text, the beam + LM text (empty without an LM), the word
+    table and the figure. Bad input becomes one :class:`gr.Error`, a message on the page, never a traceback."""
+    if not path:
+        raise gr.Error("No audio: record something or upload a file first.", print_exception=False)
+    try:
+        result = transcriber(path, progress)
+    except AudioDecodeError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    shown = result.beam if result.beam is not None else result.greedy
+    fig = plot_words(result.audio, transcriber.processor.feature_extractor.sampling_rate, shown)
+    plt.close(fig)  # gradio draws it once; pyplot must not keep every request's figure
+    return " ".join(w.word for w in result.greedy), " ".join(w.word for w in result.beam or []), word_table(shown), fig
+
+
 def build_page(transcriber: Transcriber) -> gr.Blocks:
     """The page around ``transcriber``: audio in, transcripts, a word table and a figure out, examples below,
     the model card folded at the bottom. Its one event is the API endpoint ``/transcribe``."""
@@ -172,20 +187,10 @@ def build_page(transcriber: Transcriber) -> gr.Blocks:
             with gr.Accordion(f"Model card ({card})", open=False):
                 gr.Markdown(card.read_text())
 
-        def respond(path: str | None, progress: gr.Progress = gr.Progress()) -> tuple:
-            if not path:
-                raise gr.Error("No audio: record something or upload a file first.", print_exception=False)
-            try:
-                result = transcriber(path, progress)
-            except AudioDecodeError as error:
-                raise gr.Error(str(error), print_exception=False) from None
-            shown = result.beam if result.beam is not None else result.greedy
-            fig = plot_words(result.audio, transcriber.processor.feature_extractor.sampling_rate, shown)
-            plt.close(fig)  # gradio draws it once; pyplot must not keep every request's figure
-            return (" ".join(w.word for w in result.greedy), " ".join(w.word for w in result.beam or []),
-                    word_table(shown), fig)
+        def on_click(path: str | None, progress: gr.Progress = gr.Progress()) -> tuple:
+            return respond(transcriber, path, progress)
 
-        button.click(respond, inputs=audio, outputs=[greedy, beam, table, figure], api_name="transcribe")
+        button.click(on_click, inputs=audio, outputs=[greedy, beam, table, figure], api_name="transcribe")
     return page
 
 
