@@ -7,6 +7,7 @@ reason, where no ``chromium`` is on the PATH; ``.ci/run`` installs it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from transformers import Wav2Vec2ForCTC
 
 gr = pytest.importorskip("gradio", reason="the demo needs gradio: pip install 'asr_helpers[demo]'")
@@ -145,6 +147,25 @@ def test_cli_demo_says_what_is_wrong_in_one_line(tmp_path, capsys):
     assert main(["demo", "--model", str(COURSE_CHECKPOINT), "--lm", str(tmp_path / "lm.arpa")]) == 2
     assert capsys.readouterr().err.endswith(f"error: {tmp_path / 'lm.arpa'}: no language model here "
                                             f"(make one with `python -m asr_helpers lm --out {tmp_path / 'lm.arpa'}`)\n")
+
+
+def test_latency_benchmark_times_each_path_after_a_warm_up(model_dir, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    import demo_latency
+
+    threads = torch.get_num_threads()
+    try:
+        assert demo_latency.main(["--model", str(model_dir), "--seconds", "2", "--repeats", "2", "--no-http", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the benchmark sets 2 for its process
+    summary = json.loads(next(tmp_path.glob("demo_latency-*.json")).read_text())
+    assert summary["clip_seconds"] == 2 and summary["threads"] == 2
+    assert [run["warmup"] for run in summary["runs"]] == [True, True, False, False, False, False]
+    assert summary["method"]["runs_in_order"][2:] == ["respond (the page's function)", "transcriber only (no table, no figure)",
+                                                       "transcriber only (no table, no figure)", "respond (the page's function)"]
+    assert {name: spread["n"] for name, spread in summary["results"].items()} == {
+        "respond (the page's function)": 2, "transcriber only (no table, no figure)": 2}
 
 
 # --- in a real browser, against `python -m asr_helpers demo` ---------------------------------------
