@@ -72,9 +72,8 @@ def decode(model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, array: np.ndarra
 class Transcriber:
     """A loaded model (and LM) turned into the page's function: a file in, a :class:`Transcript` out."""
 
-    def __init__(self, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, decoder: BeamSearchDecoder | None = None,
-                 model_dir: Path | None = None):
-        self.model, self.processor, self.decoder, self.model_dir = model, processor, decoder, model_dir
+    def __init__(self, model_dir: Path, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor, decoder: BeamSearchDecoder | None = None):
+        self.model_dir, self.model, self.processor, self.decoder = model_dir, model, processor, decoder
 
     @classmethod
     def load(cls, model_dir: str | Path, lm_path: str | Path | None = None, device: str | torch.device = "cpu") -> Transcriber:
@@ -83,7 +82,7 @@ class Transcriber:
             raise FileNotFoundError(f"{lm_path}: no language model here (make one with `python -m asr_helpers lm --out {lm_path}`)")
         model, processor = load_trained(model_dir, device)
         decoder = BeamSearchDecoder.for_model(model, processor, lm_path) if lm_path is not None else None
-        return cls(model, processor, decoder, Path(model_dir))
+        return cls(Path(model_dir), model, processor, decoder)
 
     def __call__(self, path: str | Path, progress: Callable[..., None] | None = None) -> Transcript:
         """Transcribe one file; bad audio raises :class:`AudioDecodeError` naming the file by its name and the problem."""
@@ -113,13 +112,14 @@ class Transcriber:
         rate, hop = self.processor.feature_extractor.sampling_rate, self.model.config.inputs_to_logits_ratio
         chunk, stride = (hop * round(seconds * rate / hop) for seconds in (CHUNK_LENGTH_S, STRIDE_LENGTH_S))
         total, done = len(chunk_spans(samples, chunk, stride, hop)), 0
+        desc = f"{samples / rate:.0f} s of audio in {CHUNK_LENGTH_S:g} s windows"
 
         def count(_module: torch.nn.Module, _args: tuple, output) -> None:
             nonlocal done
-            done += len(output.logits)
-            progress((done, total), desc=f"{samples / rate:.0f} s of audio in {CHUNK_LENGTH_S:g} s windows", unit="windows")
+            done += len(output.logits)  # a batch of windows
+            progress((done, total), desc=desc, unit="windows")
 
-        progress((0, total), desc="reading the audio", unit="windows")
+        progress((0, total), desc=desc, unit="windows")
         handle = self.model.register_forward_hook(count)
         try:
             yield
@@ -166,7 +166,7 @@ def respond(transcriber: Transcriber, path: str | None, progress: Callable[..., 
 def build_page(transcriber: Transcriber) -> gr.Blocks:
     """The page around ``transcriber``: audio in, transcripts, a word table and a figure out, examples below,
     the model card folded at the bottom. Its one event is the API endpoint ``/transcribe``."""
-    model_dir = transcriber.model_dir or Path("?")
+    model_dir = transcriber.model_dir
     about, card = describe_model(model_dir, transcriber.model)
     gr.set_static_paths([str(CORPUS_DIR), str(UNSEEN_DIR)])  # the examples, wherever the package is installed
     lm = transcriber.decoder is not None

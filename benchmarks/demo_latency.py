@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average: {where['load_average_at_start'][0]:.2f} before, {load_after[0]:.2f} after; transcript: {text}")
 
     summary = dict(
-        **where, load_average_at_end=load_after, threads=args.threads, model=str(args.model), clip_seconds=args.seconds,
+        **where, gradio=demo.gr.__version__, load_average_at_end=load_after, threads=args.threads, model=str(args.model), clip_seconds=args.seconds,
         method=dict(repeats=args.repeats, warmup_round="one untimed run of every path first",
                     order="round r runs the paths rotated by r-1 places", runs_in_order=run_order(results),
                     statistic="median and min-max of the timed runs, wall-clock seconds"),
