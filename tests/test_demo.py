@@ -59,7 +59,6 @@ def table_rows(words) -> list[list]:
 def serve(tmp_path_factory) -> Iterator:
     """``serve(model_dir, lm_path)``: the demo app launched on 127.0.0.1 at a free port, and a client
     for it; every app is closed at the end. Uploads go to a temporary folder."""
-    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
     apps = []
 
     def start(model_dir: Path, lm_path: Path | None = None) -> Client:
@@ -68,9 +67,11 @@ def serve(tmp_path_factory) -> Iterator:
         apps.append(app)
         return Client(f"http://127.0.0.1:{port}/", verbose=False)
 
-    yield start
-    for app in apps:
-        app.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))
+        yield start
+        for app in apps:
+            app.close()
 
 
 @pytest.fixture(scope="module")
@@ -175,23 +176,25 @@ def test_latency_benchmark_times_each_path_after_a_warm_up(model_dir, tmp_path, 
 def page_url(tmp_path_factory) -> Iterator[str]:
     """``python -m asr_helpers demo`` serving the shipped course-base (a real model: it spells speech) on a free port."""
     port, temp = free_port(), tmp_path_factory.mktemp("gradio-cli")
+    log = (temp / "demo.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "asr_helpers", "demo", "--model", str(COURSE_CHECKPOINT),
                                "--port", str(port), "--device", "cpu"], env={**os.environ, "GRADIO_TEMP_DIR": str(temp)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
+                              stdout=log, stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 120
     try:
-        for _ in range(240):
-            if server.poll() is not None:
-                pytest.fail(f"the demo command stopped: {server.stdout.read()[-2000:]}")
+        while True:
             try:
                 urllib.request.urlopen(url, timeout=2)
                 break
             except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the demo command did not serve {url}: {(temp / 'demo.log').read_text()[-2000:]}")
                 time.sleep(0.5)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +227,11 @@ def open_page(chromium, url: str):
     return page
 
 
+def audio_uploaded(page) -> None:
+    """Wait until the audio box holds a file on the server (it offers it for download): a click before that sends no audio."""
+    page.get_by_label("Download").wait_for(timeout=60_000)
+
+
 def transcript_shown(page, timeout_ms: int = 60_000) -> str:
     page.wait_for_function("document.querySelector('#greedy textarea').value.length > 0", timeout=timeout_ms)
     return page.locator("#greedy textarea").input_value()
@@ -242,6 +250,7 @@ def test_browser_upload_shows_transcript_and_word_times(chromium, page_url, cour
     page = open_page(chromium, page_url)
     assert "real voices, yours included, will mostly fail" in page.inner_text("body")
     page.locator("input[type=file]").first.set_input_files(str(SPOKEN))
+    audio_uploaded(page)
     page.click("#transcribe")
     assert transcript_shown(page) == " ".join(row[0] for row in course_base_words)
     cell = '#words [data-testid="cell-{}-{}"]'.format  # row, column, as gradio's table marks its cells
@@ -264,6 +273,7 @@ def test_browser_microphone_recording_is_transcribed(chromium, page_url, course_
     page.locator("button.record-button").click()
     page.wait_for_timeout(4_000)  # the WAV lasts 3.4 s
     page.locator("button.stop-button").click()
+    audio_uploaded(page)
     page.click("#transcribe")
     heard, spoken = transcript_shown(page), " ".join(row[0] for row in course_base_words)
     assert character_error_rate([heard], [spoken]) < 0.35, (heard, spoken)  # silence would be 1.0
@@ -274,6 +284,7 @@ def test_browser_bad_input_gets_one_message_on_the_page(chromium, page_url, tmp_
     sf.write(tmp_path / "click.wav", np.zeros(160, dtype=np.float32), 16_000)
     page = open_page(chromium, page_url)
     page.locator("input[type=file]").first.set_input_files(str(tmp_path / "click.wav"))
+    audio_uploaded(page)
     page.click("#transcribe")
     toast = page.get_by_text("click.wav: too short (10 ms; the model needs at least 25 ms)")
     toast.wait_for(timeout=60_000)
