@@ -43,6 +43,9 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "Segoe UI", "Robot
                           font_mono=["ui-monospace", "SFMono-Regular", "Consolas", "monospace"])
 """Fonts the browser already has: a web font would be a request to the outside, and an offline page can hang on it."""
 
+FIGURE_SECONDS = 60.0
+"""The figure shows at most the first minute: longer, its words would not be readable, and drawing them would take seconds."""
+
 COURSE_BASE_LIMITS = (
     "Like every course-base model (the offline course's architecture, 3.5 M parameters), it has only heard "
     "**synthetic voices** (espeak-ng), and the course fine-tunes it on bank requests in the **telephone band** "
@@ -158,9 +161,17 @@ def respond(transcriber: Transcriber, path: str | None, progress: Callable[..., 
     except AudioDecodeError as error:
         raise gr.Error(str(error), print_exception=False) from None
     shown = result.beam if result.beam is not None else result.greedy
-    fig = plot_words(result.audio, transcriber.processor.feature_extractor.sampling_rate, shown)
-    plt.close(fig)  # gradio draws it once; pyplot must not keep every request's figure
+    fig = _figure(result.audio, transcriber.processor.feature_extractor.sampling_rate, shown)
     return " ".join(w.word for w in result.greedy), " ".join(w.word for w in result.beam or []), word_table(shown), fig
+
+
+def _figure(audio: np.ndarray, rate: int, words: Sequence[Word]):
+    """The recording with its words marked, up to :data:`FIGURE_SECONDS` (the title says when it is cut)."""
+    seconds = len(audio) / rate
+    title = f"the first {FIGURE_SECONDS:g} s of {seconds:.0f} s" if seconds > FIGURE_SECONDS else ""
+    fig = plot_words(audio[: int(FIGURE_SECONDS * rate)], rate, [w for w in words if w.start < FIGURE_SECONDS], title)
+    plt.close(fig)  # gradio draws it once; pyplot must not keep every request's figure
+    return fig
 
 
 def build_page(transcriber: Transcriber) -> gr.Blocks:

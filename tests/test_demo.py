@@ -131,6 +131,13 @@ def test_long_recording_goes_through_the_model_in_windows_with_progress(model_di
     assert result.greedy == transcribe_words(model, processor, [array])[0] and result.beam is None
 
 
+def test_figure_of_a_long_recording_shows_its_first_minute(model_dir, tmp_path):
+    sf.write(tmp_path / "long.wav", np.zeros(90 * 8_000, dtype=np.float32), 8_000)
+    _, _, _, figure = demo.respond(demo.Transcriber.load(model_dir), str(tmp_path / "long.wav"))
+    wave = figure.axes[0]
+    assert wave.get_title() == "the first 60 s of 90 s" and wave.lines[0].get_xdata()[-1] == pytest.approx(60, abs=1e-3)
+
+
 def test_page_says_what_the_model_heard(model_dir, tmp_path):
     shipped, card = demo.describe_model(COURSE_CHECKPOINT, load_trained(COURSE_CHECKPOINT, "cpu")[0])
     assert shipped.startswith("Its model card: *course-base: a small Wav2Vec2 CTC model") and card == COURSE_CHECKPOINT / "README.md"
