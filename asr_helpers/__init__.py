@@ -2,9 +2,9 @@
 
 Modules in the order of the notebooks that teach them: ``data`` and ``audio`` (01), ``text``,
 ``preprocessing`` and ``checks`` (02), ``collator`` (03), ``metrics`` (04), ``modeling`` and
-``training`` (05), ``inference`` (06), ``ngram`` and ``decoding`` (07); ``cache`` rebuilds what
-earlier notebooks made, ``plots`` draws the pictures. Apart and opt-in: ``fast`` (speed work) and
-``synth`` (the offline corpus generator).
+``training`` (05), ``inference`` (06), ``ngram`` and ``decoding`` (07), ``demo`` (08, needs gradio);
+``cache`` rebuilds what earlier notebooks made, ``plots`` draws the pictures. Apart and opt-in:
+``fast`` (speed work) and ``synth`` (the offline corpus generator).
 """
 
 import warnings

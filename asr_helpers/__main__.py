@@ -1,4 +1,4 @@
-"""Command line: ``python -m asr_helpers train | transcribe | evaluate | lm | synth``."""
+"""Command line: ``python -m asr_helpers train | transcribe | evaluate | lm | synth | demo``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=14)
     synth.add_argument("--n-train", type=int, default=480, help="training utterances (a smaller corpus is a prefix of the default one)")
     synth.add_argument("--n-test", type=int, default=120, help="test utterances")
+
+    demo = commands.add_parser("demo", help="a web page (on 127.0.0.1) to record or upload audio and read the transcript with word times; needs asr_helpers[demo]")
+    demo.add_argument("--model", type=Path, help=f"default: {DEFAULT_MODEL_DIR} when `train` saved a model there, else notebook 05's course model (trained now if not cached)")
+    demo.add_argument("--lm", type=Path, help="also beam search with this ARPA n-gram model (from `lm`), side by side with greedy")
+    demo.add_argument("--port", type=int, help="default: the first free port from 7860")
+    demo.add_argument("--device", help="where the model runs: cpu, cuda, ... (default: cuda when a GPU is available, else cpu)")
     return parser
 
 
@@ -78,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(args)
     elif args.command == "lm":
         return _lm(args)
+    elif args.command == "demo":
+        return _demo(args)
     else:
         from asr_helpers.synth import generate_corpus
 
@@ -235,6 +243,26 @@ def _lm(args: argparse.Namespace) -> int:
         return _fail(error)
     counts = ", ".join(f"{count} {n}-grams" for n, count in read_arpa_counts(path).items())
     print(f"wrote {path}: {counts} from {len(sentences)} sentences")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Serve the demo page until Ctrl+C. Without ``--model``: the model ``train`` saved by default, as
+    ``transcribe`` takes it, else the course model notebooks 06-08 use."""
+    try:
+        from asr_helpers import demo
+    except ImportError as error:
+        return _fail(ImportError(f"the demo needs gradio: pip install 'asr_helpers[demo]' ({error})"))
+    from asr_helpers.data import resolve_mode
+    from asr_helpers.training import course_model
+
+    try:
+        device = _device(args.device)
+        model_dir = args.model or (DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "config.json").is_file() else course_model(resolve_mode()))
+        app = demo.build_app(model_dir, args.lm, device)
+    except (FileNotFoundError, ValueError) as error:
+        return _fail(error)
+    demo.launch(app, server_port=args.port)
     return 0
 
 

@@ -131,3 +131,16 @@ def plot_bands(
             ax.axhline(hz, color="cyan", linestyle="--", linewidth=1)
             ax.text(0.02, hz, f" {hz / 1000:g} kHz", color="cyan", va="bottom", fontsize=8, transform=ax.get_yaxis_transform())
     return fig
+
+
+def plot_words(array: np.ndarray, sampling_rate: int, words: Sequence, title: str = "") -> Figure:
+    """:func:`plot_waveform_and_spectrogram` with each word's span shaded and named on the waveform
+    and its start marked on the spectrogram: where the model (or a forced alignment) put it.
+    ``words`` have ``word``, ``start`` and ``end`` in seconds (:class:`asr_helpers.decoding.Word`)."""
+    fig = plot_waveform_and_spectrogram(array, sampling_rate, title=title)
+    wave, spec = fig.axes[:2]
+    for number, word in enumerate(words):
+        wave.axvspan(word.start, word.end, color=f"C{number % 2 + 1}", alpha=0.2)
+        wave.text((word.start + word.end) / 2, 0.9, word.word, transform=wave.get_xaxis_transform(), ha="center", fontsize=8)
+        spec.axvline(word.start, color="white", linestyle="--", linewidth=0.8)
+    return fig
