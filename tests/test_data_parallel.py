@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from asr_helpers.__main__ import main
+from asr_helpers.training import COMPLETE
+
 pytestmark = pytest.mark.slow
-STEPS = 40
+STEPS = 16
 RECORDING_WRAPPER = '''
 import json, os, sys
 import transformers
@@ -63,6 +66,18 @@ def runs(tmp_path_factory):
     return train(tmp, "one", 1), train(tmp, "two", 2)
 
 
+def test_train_prints_the_wer_of_the_model_it_saved(runs, capsys):
+    """One process's ``train``: the printed ``wer=... cer=...`` is the final evaluation recorded beside
+    the model, and within 0.005 of ``evaluate --batch-size 1`` (each test file transcribed alone)."""
+    (one, one_out), _ = runs
+    printed = re.search(r"^wer=([\d.]+) cer=([\d.]+)$", one.stdout, re.MULTILINE)
+    final = json.loads((one_out / "model" / COMPLETE).read_text())
+    assert printed.groups() == (f"{final['eval_wer']:.4f}", f"{final['eval_cer']:.4f}")
+    assert main(["evaluate", "--model", str(one_out / "model"), "--batch-size", "1"]) == 0
+    alone = re.fullmatch(r"wer=([\d.]+) cer=([\d.]+)\n", capsys.readouterr().out)
+    assert alone and all(abs(float(a) - float(b)) <= 0.005 for a, b in zip(printed.groups(), alone.groups())), (printed, alone)
+
+
 def test_two_processes_split_every_batch(runs):
     _, (_, out) = runs
     ranks = [json.loads((out / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
@@ -83,5 +98,5 @@ def test_one_model_saved_and_wer_near_one_process(runs):
     (one, one_out), (two, two_out) = runs
     assert (two_out / "model" / "model.safetensors").is_file() and (two_out / "model" / "vocab.json").is_file()
     # The same recipe on the same data, batched differently (the length-grouped order is drawn
-    # for batches of 4 per rank instead of 8): after 40 steps the WERs agree within 0.1.
+    # for batches of 4 per rank instead of 8): after 16 steps the WERs agree within 0.1.
     assert abs(final_wer(two) - final_wer(one)) < 0.1, (final_wer(one), final_wer(two))
