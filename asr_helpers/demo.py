@@ -28,7 +28,7 @@ from asr_helpers.beam_search import BeamSearchDecoder
 from asr_helpers.checks import ConvGeometry
 from asr_helpers.data import CORPUS_DIR, UNSEEN_DIR
 from asr_helpers.decoding import Word
-from asr_helpers.inference import CHUNK_LENGTH_S, STRIDE_LENGTH_S, chunk_spans, load_trained, transcribe
+from asr_helpers.inference import CHUNK_LENGTH_S, load_trained, transcribe, windows
 from asr_helpers.plots import plot_words
 from asr_helpers.preprocessing import COURSE_CHECKPOINT
 
@@ -118,10 +118,9 @@ class Transcriber:
     @contextmanager
     def _windows_counted(self, samples: int, progress: Callable[..., None]) -> Iterator[None]:
         """Report each window the model has run on, out of the windows ``frame_logits`` cuts the recording into."""
-        rate, hop = self.processor.feature_extractor.sampling_rate, ConvGeometry.of(self.model.config).frame_samples
-        chunk, stride = (hop * round(seconds * rate / hop) for seconds in (CHUNK_LENGTH_S, STRIDE_LENGTH_S))
+        rate = self.processor.feature_extractor.sampling_rate
         passes = 1 if self.decoder is None else 2  # greedy, then the beam search: two passes over the model
-        total, done = passes * len(chunk_spans(samples, chunk, stride, hop)), 0
+        total, done = passes * len(windows(samples, self.model, self.processor)), 0
         desc = f"{samples / rate:.0f} s of audio in {CHUNK_LENGTH_S:g} s windows"
 
         def count(_module: torch.nn.Module, _args: tuple, output) -> None:

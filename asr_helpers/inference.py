@@ -165,6 +165,18 @@ def chunk_spans(length: int, chunk: int, stride: int, frame_samples: int) -> lis
     ]
 
 
+def windows(samples: int, model: Wav2Vec2ForCTC, processor: Wav2Vec2Processor,
+            chunk_length_s: float = CHUNK_LENGTH_S, stride_length_s: float = STRIDE_LENGTH_S) -> list[Chunk]:
+    """The windows :func:`frame_logits` cuts a recording of ``samples`` samples into: :func:`chunk_spans`
+    with the chunk and stride rounded to whole frames of the model."""
+    geometry, rate = ConvGeometry.of(model.config), processor.feature_extractor.sampling_rate
+    hop = geometry.frame_samples
+    chunk, stride = (hop * round(seconds * rate / hop) for seconds in (chunk_length_s, stride_length_s))
+    if not geometry.min_samples <= stride < chunk / 2:
+        raise ValueError(f"need {geometry.min_samples / rate:g} s <= stride_length_s < chunk_length_s / 2")
+    return chunk_spans(samples, chunk, stride, hop)
+
+
 def frame_logits(
     model: Wav2Vec2ForCTC,
     processor: Wav2Vec2Processor,
@@ -182,20 +194,17 @@ def frame_logits(
     the result starts at ``t`` x 20 ms of the recording, however many chunks it took. Greedy
     decoding and beam search (:func:`transcribe`) both start here.
     """
-    geometry = ConvGeometry.of(model.config)
-    rate, hop = processor.feature_extractor.sampling_rate, geometry.frame_samples
-    chunk, stride = (hop * round(seconds * rate / hop) for seconds in (chunk_length_s, stride_length_s))
-    if not geometry.min_samples <= stride < chunk / 2:
-        raise ValueError(f"need {geometry.min_samples / rate:g} s <= stride_length_s < chunk_length_s / 2")
+    geometry, rate = ConvGeometry.of(model.config), processor.feature_extractor.sampling_rate
     values = [processor.feature_extractor(array, sampling_rate=rate)["input_values"][0] for array in arrays]
-    pieces = [(item, span) for item, v in enumerate(values) for span in chunk_spans(len(v), chunk, stride, hop)]
+    pieces = [(item, span) for item, v in enumerate(values)
+              for span in windows(len(v), model, processor, chunk_length_s, stride_length_s)]
     kept: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
     if fast:
         from asr_helpers.fast.convolutions import convolutions_replaced  # opt-in speed work, loaded only when asked
     with convolutions_replaced(model) if fast else nullcontext():
         for batch in length_batches([span.end - span.start for _, span in pieces], batch_size):
-            windows = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
-            for i, logits in zip(batch, _padded_logits(model, processor, windows)):
+            cut = [values[item][span.start : span.end] for item, span in (pieces[i] for i in batch)]
+            for i, logits in zip(batch, _padded_logits(model, processor, cut)):
                 span = pieces[i][1]
                 kept[i] = logits[: geometry.frames(span.end - span.start)][span.keep].float().cpu()
     joined: list[list[torch.Tensor]] = [[] for _ in values]
