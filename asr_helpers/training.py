@@ -287,8 +287,8 @@ def data_parallel_batch(world_size: int, batch: int = 8) -> dict:
     return settings
 
 
-TRAINING_MODULES = (*PREPARATION_MODULES, collator, metrics, modeling)
-"""The code behind a trained model, besides this module: part of the model cache key."""
+TRAINING_MODULES = (*PREPARATION_MODULES, collator, metrics, model_card, modeling)
+"""The code behind a trained model and its card, besides this module: part of the model cache key."""
 
 
 def course_model_dir(mode: Mode, max_steps: int | None = None) -> Path:
