@@ -239,7 +239,7 @@ def fine_tune(
     if resume and trainer.is_world_process_zero():
         print(f"resuming from {last}" if last else f"no complete checkpoint in {output_dir}: starting from step 0")
     trainer.train(resume_from_checkpoint=str(last) if last else None)
-    metrics_ = trainer.evaluate()
+    metrics_ = final_evaluation(trainer)
     trainer.save_model(str(output_dir))  # the Trainer saves on the main process only
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(output_dir))
@@ -247,6 +247,22 @@ def fine_tune(
                                     sizes=prepared.num_rows, corpus_dir=corpus_dir)
         mark_complete(output_dir, metrics_)
     return metrics_
+
+
+def final_evaluation(trainer: Trainer) -> dict[str, float]:
+    """The evaluation of the model the Trainer ended with: the best checkpoint's, reloaded
+    (``load_best_model_at_end``), or the last step's when no checkpoint was better than the start.
+
+    The Trainer evaluated exactly those weights at that step, so its logged metrics are that
+    model's and are taken as they are; evaluating again would cost as much as a dozen steps of the
+    course recipe and give the same numbers. Without such a log entry, it evaluates.
+    """
+    state = trainer.state
+    step = state.best_global_step if trainer.args.load_best_model_at_end and state.best_model_checkpoint else state.global_step
+    logged = [entry for entry in state.log_history if entry.get("step") == step and "eval_loss" in entry]
+    if not logged:
+        return trainer.evaluate()
+    return {key: value for key, value in logged[-1].items() if key != "step"}
 
 
 def mark_complete(output_dir: str | Path, metrics_: dict[str, float]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from asr_helpers.__main__ import main
+from asr_helpers.cache import prepared_course_data
 from asr_helpers.training import COMPLETE
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,8 @@ sys.exit(code)
 '''
 
 
-def train(tmp_path: Path, name: str, processes: int) -> tuple[subprocess.CompletedProcess, Path]:
+def start(tmp_path: Path, name: str, processes: int) -> tuple[subprocess.Popen, Path]:
+    """``train`` in ``processes`` processes, started in the background, recording each rank's batches."""
     out = tmp_path / name
     out.mkdir()
     wrapper = tmp_path / "record_batches.py"
@@ -49,9 +51,14 @@ def train(tmp_path: Path, name: str, processes: int) -> tuple[subprocess.Complet
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(29500 + processes)]
     command = [*(launcher if processes > 1 else [sys.executable]), str(wrapper), "train", "--max-steps", str(STEPS), "--output-dir", str(out / "model")]
     environment = {**os.environ, "RECORD_TO": str(out), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result, out
+    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out
+
+
+def finish(started: tuple[subprocess.Popen, Path]) -> tuple[subprocess.CompletedProcess, Path]:
+    process, out = started
+    stdout, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-3000:]
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), out
 
 
 def final_wer(result: subprocess.CompletedProcess) -> float:
@@ -62,8 +69,12 @@ def final_wer(result: subprocess.CompletedProcess) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    """The one-process and the two-process run, side by side (three single-threaded processes): the
+    data is prepared here first, so that neither writes the cache while the other reads it."""
+    prepared_course_data("offline")
     tmp = tmp_path_factory.mktemp("ddp")
-    return train(tmp, "one", 1), train(tmp, "two", 2)
+    started = start(tmp, "one", 1), start(tmp, "two", 2)
+    return tuple(finish(run) for run in started)
 
 
 def test_train_prints_the_wer_of_the_model_it_saved(runs, capsys):

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -41,13 +42,20 @@ def hub_environment(hub_home: Path, cache: Path) -> dict[str, str]:
             "ASR_HELPERS_MODE": "hub", "ASR_HELPERS_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": ""}
 
 
-def run_notebook(path: Path, environment: dict[str, str], monkeypatch) -> nbformat.NotebookNode:
-    """Execute ``path`` in a fresh kernel that inherits ``environment``; a failing cell raises."""
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)
+def execute(path: Path) -> nbformat.NotebookNode:
+    """Execute ``path`` in a fresh kernel, which inherits this process's environment; a failing cell raises."""
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     return notebook
+
+
+def execute_together(paths: list[Path], monkeypatch) -> list[nbformat.NotebookNode]:
+    """:func:`execute` of notebooks that do not depend on each other, two at a time, each kernel on one
+    thread when there are several (two kernels of two OpenMP threads each on two cores wait on each other)."""
+    with monkeypatch.context() as threads, ThreadPoolExecutor(2) as pool:
+        if len(paths) > 1:
+            threads.setenv("OMP_NUM_THREADS", "1")
+        return list(pool.map(execute, paths))
 
 
 def printed(notebook: nbformat.NotebookNode) -> str:
@@ -55,8 +63,14 @@ def printed(notebook: nbformat.NotebookNode) -> str:
 
 
 def test_all_notebooks_in_order(hub_home, tmp_path, monkeypatch):
-    environment = hub_environment(hub_home, tmp_path / "cache")
-    outputs = {path.name: printed(run_notebook(path, environment, monkeypatch)) for path in NOTEBOOKS}
+    """Every notebook: those before notebook 05, then 05 (it trains the model that the later ones
+    load), then the later ones; within a stage none depends on another (:func:`execute_together`)."""
+    for key, value in hub_environment(hub_home, tmp_path / "cache").items():
+        monkeypatch.setenv(key, value)
+    trains = [path.name for path in NOTEBOOKS].index("05_training.ipynb")
+    outputs = {}
+    for stage in (NOTEBOOKS[:trains], NOTEBOOKS[trains : trains + 1], NOTEBOOKS[trains + 1 :]):
+        outputs |= {path.name: printed(notebook) for path, notebook in zip(stage, execute_together(stage, monkeypatch))}
     assert all("mode: hub (ASR_HELPERS_MODE=hub)" in text for text in outputs.values())
     assert all("all checks passed" in text for text in outputs.values())
     assert "no attention mask" in outputs["03_collator.ipynb"]
@@ -67,9 +81,9 @@ def test_notebooks_hold_for_other_rows_and_a_model_that_writes_special_tokens(sp
     """Notebook 03 pads a batch whose first row is the longest; notebook 06, run alone (so it trains
     its model first, 100 steps on the CPU), collapses by hand, as ``batch_decode`` does, greedy paths full of
     ``<s>``, ``</s>`` and ``<unk>`` (its check cell compares every test file's)."""
-    environment = hub_environment(special_tokens_hub, tmp_path / "cache")
-    collator = run_notebook(ROOT / "notebooks" / "03_collator.ipynb", environment, monkeypatch)
-    inference = run_notebook(ROOT / "notebooks" / "06_inference.ipynb", environment, monkeypatch)
+    for key, value in hub_environment(special_tokens_hub, tmp_path / "cache").items():
+        monkeypatch.setenv(key, value)
+    collator, inference = execute_together([ROOT / "notebooks" / "03_collator.ipynb", ROOT / "notebooks" / "06_inference.ipynb"], monkeypatch)
     assert "all checks passed" in printed(collator) and "all checks passed" in printed(inference)
     shown = printed(collator)
     assert re.search(r"padded samples per row: \[0, [1-9]", shown), shown  # the first row is the longest

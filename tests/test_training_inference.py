@@ -145,6 +145,23 @@ def test_tiny_training_run_lowers_the_loss(processor, tmp_path):
     assert after["eval_cer"] == pytest.approx(character_error_rate(texts, references), abs=1e-9)
 
 
+@pytest.mark.parametrize("load_best", [True, False], ids=["best checkpoint reloaded", "last step"])
+def test_final_evaluation_is_that_of_the_model_the_trainer_ends_with(processor, tmp_path, load_best):
+    """``fine_tune``'s final metrics are those the Trainer logged for the weights it ends with (the
+    best checkpoint, reloaded, or the last step's): what a new evaluation of those weights gives."""
+    data = _toy_dataset(processor, n=8)
+    model = load_model(processor, COURSE_CHECKPOINT, seed=0)
+    args = training_arguments(tmp_path, recipe_for("offline", 6, verbose=False), load_best_model_at_end=load_best, disable_tqdm=True)
+    trainer = build_trainer(model, args, processor, data, data, "offline")
+    trainer.train()
+    final = training.final_evaluation(trainer)
+    again = trainer.evaluate()
+    evaluated = [entry["step"] for entry in trainer.state.log_history if "eval_wer" in entry]
+    assert evaluated == [0, 2, 4, 6, 6], "the final evaluate() above is the only one added"
+    for key in ("eval_loss", "eval_wer", "eval_cer"):
+        assert final[key] == pytest.approx(again[key], rel=1e-6, abs=1e-9), key
+
+
 def test_trainer_gets_numpy_rows_and_the_same_batches(processor, model, tmp_path):
     data = _toy_dataset(processor, n=8)
     args = training_arguments(tmp_path, recipe_for("offline", 1, verbose=False), disable_tqdm=True)
