@@ -346,10 +346,8 @@ def needs_engines(stages: list[dict]) -> str:
     """The Reproduce section's note on the synthesisers a ``--voices natural`` run needs."""
     if all(stage.get("voices", pretrain.ESPEAK) == pretrain.ESPEAK for stage in stages):
         return ""
-    return (
-        "Runs with `--voices natural` need the Debian packages flite, festival, festvox-us-slt-hts and"
-        " festvox-kallpc16k beside espeak-ng.\n\n"
-    )
+    packages = " ".join(pretrain.NATURAL["packages"].values()).split()
+    return f"Runs with `--voices natural` need the Debian packages {', '.join(packages[:-1])} and {packages[-1]} beside espeak-ng.\n\n"
 
 
 def recorded(split: dict) -> str:
