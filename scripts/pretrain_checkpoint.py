@@ -347,7 +347,10 @@ def needs_engines(stages: list[dict]) -> str:
     if all(stage.get("voices", pretrain.ESPEAK) == pretrain.ESPEAK for stage in stages):
         return ""
     packages = " ".join(pretrain.NATURAL["packages"].values()).split()
-    return f"Runs with `--voices natural` need the Debian packages {', '.join(packages[:-1])} and {packages[-1]} beside espeak-ng.\n\n"
+    return (
+        f"Runs with `--voices natural` need the Debian packages {', '.join(packages[:-1])} and {packages[-1]} beside espeak-ng,"
+        f" and the Nitech HTS voices: `python scripts/hts_voices.py --out DIR`, then `{synth.HTS_VOICES_ENV}=DIR`.\n\n"
+    )
 
 
 def recorded(split: dict) -> str:
