@@ -142,13 +142,29 @@ def speak_flite(text: str, voice: str, f0_hz: int | None = None, rate: int = SAM
     return wav_at(subprocess.run(command, capture_output=True, check=True).stdout, rate)
 
 
+HTS_VOICES_ENV = "ASR_HELPERS_HTS_VOICES"  # the folder of the converted Nitech HTS voices (scripts/hts_voices.py)
+
+
+def hts_voice_dir(voice: str) -> Path:
+    """The folder of the converted Nitech HTS ``voice`` under ``$ASR_HELPERS_HTS_VOICES``; a clear error if it is not there."""
+    folder = Path(os.environ.get(HTS_VOICES_ENV, "")) / voice
+    if not os.environ.get(HTS_VOICES_ENV) or not (folder / "hts" / f"{voice}.htsvoice").is_file():
+        raise RuntimeError(
+            f"festival voice {voice} not found under ${HTS_VOICES_ENV} ({os.environ.get(HTS_VOICES_ENV, 'unset')}):"
+            f" make it with `python scripts/hts_voices.py --out DIR` and set {HTS_VOICES_ENV}=DIR"
+        )
+    return folder
+
+
 def speak_festival(text: str, voice: str, rate: int = SAMPLE_RATE) -> np.ndarray:
     """festival's ``voice`` (e.g. cmu_us_slt_arctic_hts, kal_diphone) saying ``text``, at ``rate``.
 
-    The text goes in as a Scheme string, so quotes and backslashes are escaped; the WAV comes back on stdout.
+    The Nitech HTS voices (``nitech_us_*``) are loaded from :func:`hts_voice_dir`. The text goes in as
+    a Scheme string, so quotes and backslashes are escaped; the WAV comes back on stdout.
     """
     quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-    script = f'(voice_{voice})\n(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "-" \'riff)\n'
+    location = f'(voice-location "{voice}" "{hts_voice_dir(voice)}/" "")\n' if voice.startswith("nitech_") else ""
+    script = f'{location}(voice_{voice})\n(utt.save.wave (utt.synth (Utterance Text "{quoted}")) "-" \'riff)\n'
     wav = subprocess.run(["festival", "--pipe"], input=script.encode(), capture_output=True, check=True).stdout
     return wav_at(wav, rate)
 

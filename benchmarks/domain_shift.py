@@ -9,7 +9,8 @@ For each base checkpoint (the shipped ``course-base`` and, for comparison, the o
   at 8-48 kHz, wideband and telephone band, some with noise and room echo), per file format;
 - with ``--natural``: the course test sentences spoken, clean at 16 kHz, by each voice of a recorded
   speaker that pre-training holds out (flite and festival, ``scripts/pretraining_data/natural_voices.json``),
-  WER and CER per voice (needs the Debian packages flite, festival, festvox-kallpc16k);
+  WER and CER per voice (needs the Debian packages flite, festival, festvox-kallpc16k and the Nitech
+  HTS voices: ``scripts/hts_voices.py``, ``$ASR_HELPERS_HTS_VOICES``);
 
 each twice: as the file is, and through a fixed telephone front end (every input resampled to
 8 kHz and back, so a wideband recording reaches the model band-limited like the corpus). Then it

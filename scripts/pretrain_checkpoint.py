@@ -346,9 +346,10 @@ def needs_engines(stages: list[dict]) -> str:
     """The Reproduce section's note on the synthesisers a ``--voices natural`` run needs."""
     if all(stage.get("voices", pretrain.ESPEAK) == pretrain.ESPEAK for stage in stages):
         return ""
+    packages = " ".join(pretrain.NATURAL["packages"].values()).split()
     return (
-        "Runs with `--voices natural` need the Debian packages flite, festival, festvox-us-slt-hts and"
-        " festvox-kallpc16k beside espeak-ng.\n\n"
+        f"Runs with `--voices natural` need the Debian packages {', '.join(packages[:-1])} and {packages[-1]} beside espeak-ng,"
+        f" and the Nitech HTS voices: `python scripts/hts_voices.py --out DIR`, then `{synth.HTS_VOICES_ENV}=DIR`.\n\n"
     )
 
 

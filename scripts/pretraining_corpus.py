@@ -270,11 +270,14 @@ def plan_pretraining(
 
 
 def require_engines(voices: str) -> None:
-    """Fail at once, naming the Debian packages, if an engine of ``voices`` is missing."""
+    """Fail at once if an engine or voice of ``voices`` is missing, naming the Debian packages or the voice and how to make it."""
     synth.require_espeak()
     for engine, packages in NATURAL["packages"].items():
         if voices != ESPEAK and shutil.which(engine) is None:
             raise RuntimeError(f"{engine} not found: install the Debian packages {packages} for --voices {voices}")
+    for split_voices in NATURAL["voices"]["festival"].values() if voices != ESPEAK else ():
+        for voice in (v for v in split_voices if v.startswith("nitech_")):
+            synth.hts_voice_dir(voice)
 
 
 def generate_pretraining_corpus(
