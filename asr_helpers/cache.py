@@ -3,8 +3,9 @@
 A cache key is made of everything that changes the artefact: the settings, the source code of
 every module that made it, the bytes of the base checkpoint and the versions of torch, transformers
 and datasets. Changing ``normalize_text``, a recipe, course-base or a library makes a new entry
-instead of serving stale prepared data or models. An entry counts only once its last file is
-written, so an interrupted run is never served.
+instead of serving stale prepared data or models. An entry counts only once it is whole (prepared
+data is written aside and renamed into place, a model folder gets its marker last), so neither an
+interrupted run nor a second process reading while the first writes sees part of one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,21 +101,41 @@ def prepared_course_data(
     checkpoint = pretrained_checkpoint(mode) if checkpoint is None else checkpoint
     corpus = Path(corpus_dir or CORPUS_DIR)
     folder = cache_dir(f"prepared-{mode}-{fingerprint(mode, on_error, checkpoint=checkpoint, corpus_dir=corpus)}")
-    if not (folder / "dataset" / "dataset_dict.json").is_file():
+    if not folder.is_dir():
         processor = AutoProcessor.from_pretrained(checkpoint)
-        processor.save_pretrained(folder / "processor")
         geometry = ConvGeometry.of(AutoConfig.from_pretrained(checkpoint))
         with _quiet_datasets():  # a few seconds; the same output whether cached or not
             prepared, report = prepare_splits(load_minds14(mode, corpus_dir=corpus), processor, geometry, on_error=on_error)
+        with _written_whole(folder) as partial:
+            processor.save_pretrained(partial / "processor")
             if report.bad:
-                (folder / "dropped.txt").write_text(f"{report}\n")
-            prepared.save_to_disk(str(folder / "dataset"))  # last: its presence marks a complete entry
+                (partial / "dropped.txt").write_text(f"{report}\n")
+            with _quiet_datasets():
+                prepared.save_to_disk(str(partial / "dataset"))
     if (folder / "dropped.txt").is_file():
         print((folder / "dropped.txt").read_text(), end="")
     processor, prepared = AutoProcessor.from_pretrained(folder / "processor"), load_from_disk(str(folder / "dataset"))
     sizes = ", ".join(f"{split} {rows}" for split, rows in prepared.num_rows.items())
     print(f"prepared course data ({mode}): {sizes} examples, vocabulary of {len(processor.tokenizer)} tokens")
     return processor, prepared
+
+
+@contextmanager
+def _written_whole(folder: Path) -> Iterator[Path]:
+    """A sibling folder to write an entry into, renamed to ``folder`` once it is complete: another
+    process (two notebooks at once, a second ``torchrun`` rank) sees the whole entry or none, and an
+    interrupted write leaves no entry. If another process finished the same entry first, it is kept."""
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        partial.rename(folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import pytest
 import transformers
 
 from asr_helpers import data, training
-from asr_helpers.cache import checkpoint_digest, fingerprint
+from asr_helpers.cache import _written_whole, checkpoint_digest, fingerprint
 from asr_helpers.preprocessing import COURSE_CHECKPOINT
 
 
@@ -90,3 +90,20 @@ def test_the_mode_is_decided_once_and_a_new_process_reuses_the_model(monkeypatch
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout == f"{folder}\n", "no recipe line, no training log: the cached model, as it is"
     assert (folder / training.COMPLETE).stat().st_mtime_ns == marker
+
+
+
+def test_an_entry_appears_whole_or_not_at_all(tmp_path):
+    """Prepared data is written aside and renamed into place: while it is written, and after a
+    failed write, there is no entry to read; if another process put the entry first, it stays."""
+    folder = tmp_path / "prepared-offline-abc"
+    with pytest.raises(RuntimeError, match="cut short"), _written_whole(folder) as partial:
+        (partial / "processor").mkdir()
+        assert not folder.exists(), "a reader sees no entry while it is written"
+        raise RuntimeError("cut short")
+    assert list(tmp_path.iterdir()) == [], "a failed write leaves nothing"
+    with _written_whole(folder) as partial:
+        (partial / "mine.txt").write_text("first\n")
+    with _written_whole(folder) as partial:  # a second process that prepared the same data meanwhile
+        (partial / "mine.txt").write_text("second\n")
+    assert [path.name for path in tmp_path.iterdir()] == [folder.name] and (folder / "mine.txt").read_text() == "first\n"
