@@ -66,15 +66,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(OWN_CACHE, ignore_errors=True)
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Let each test module start, as the session starts, work that waits on the network rather
-    than on the CPU (its ``start_early(session)``, e.g. ``tests/test_colab.py``'s resolutions), so that
-    it overlaps the notebooks and the training tests instead of adding to them."""
-    for module in {item.module for item in session.items if isinstance(item, pytest.Function)}:
-        if hasattr(module, "start_early"):
-            module.start_early(session)
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip ``@pytest.mark.gpu`` tests on a machine without CUDA."""
     if item.get_closest_marker("gpu") and not torch.cuda.is_available():

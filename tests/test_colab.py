@@ -49,19 +49,17 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -267,21 +265,15 @@ def run_pip(pip_dir: Path, target: Target, args: list[str], index: str, installe
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-def unreachable(index: str) -> str | None:
-    """Why ``index`` cannot be reached, or ``None`` when it answers."""
-    try:
-        with urllib.request.urlopen(f"{index}/pip/", timeout=15) as response:
-            response.read(1)
-    except OSError as error:
-        return f"the package index {index} cannot be reached ({error})"
-    return None
-
-
 @pytest.fixture(scope="module")
 def index() -> str:
     """The package index, or a skip that says why these tests cannot run."""
-    if why := unreachable(INDEX):
-        pytest.skip(f"{why}: the Colab and wheels-only checks resolve installs against it")
+    try:
+        with urllib.request.urlopen(f"{INDEX}/pip/", timeout=15) as response:
+            response.read(1)
+    except OSError as error:
+        pytest.skip(f"the package index {INDEX} cannot be reached ({error}): "
+                    "the Colab and wheels-only checks resolve installs against it")
     return INDEX
 
 
@@ -676,40 +668,16 @@ def default_install(target: Target, pip_dir: Path, index: str, folder: Path) -> 
     return {canonicalize_name(item["metadata"]["name"]): item for item in json.loads(report.read_text())["install"]}
 
 
-_STARTED: dict[str, Future] = {}
-"""The resolutions of :func:`start_early`, by target."""
-
-
-def _lowest_priority() -> None:
-    """On Linux a nice value belongs to a thread, and the processes it starts inherit it: pip then
-    takes a core only when the tests leave it idle, and never slows a training that uses both."""
-    if sys.platform == "linux":
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-
-
-def start_early(session: pytest.Session) -> None:
-    """Start the wheels-only resolution of every target the session runs, in threads, as the
-    session starts (``conftest.pytest_collection_finish`` calls it), at the lowest priority. Each
-    waits mostly on the index, so they run beside the notebooks and the training tests, not after them."""
-    targets = [item.callspec.params["target"] for item in session.items
-               if getattr(item, "originalname", "") == "test_default_install_is_wheels_only"]
-    if not targets or unreachable(INDEX):  # the tests skip, saying why
-        return
-    folder = Path(tempfile.mkdtemp(prefix="wheels_only_"))
-    session.config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
-    pool = ThreadPoolExecutor(max_workers=len(targets) + 1, initializer=_lowest_priority)
-    session.config.add_cleanup(lambda: pool.shutdown(cancel_futures=True))  # runs first: cleanups go last-in, first-out
-    (folder / "colab-pip").mkdir()
-    pip_dir = pool.submit(unpack_colab_pip, folder / "colab-pip", INDEX)
-    for number, target in enumerate(targets):
-        (folder / f"install-{number}").mkdir()
-        _STARTED[str(target)] = pool.submit(lambda t=target, n=number: default_install(t, pip_dir.result(), INDEX, folder / f"install-{n}"))
-
-
 @pytest.fixture(scope="module")
-def default_installs(index) -> dict[str, Future]:
-    """The resolutions :func:`start_early` started (``index`` skips first when the index is unreachable)."""
-    return _STARTED
+def default_installs(request, index, pip_dir, tmp_path_factory):
+    """The resolution of every target the session runs, started together: each waits on the
+    index, not on the CPU, so together they take about as long as the slowest one."""
+    targets = [item.callspec.params["target"] for item in request.session.items
+               if getattr(item, "originalname", "") == "test_default_install_is_wheels_only"]
+    pool = ThreadPoolExecutor(max_workers=max(1, len(targets)))
+    request.addfinalizer(pool.shutdown)
+    return {str(target): pool.submit(default_install, target, pip_dir, index, tmp_path_factory.mktemp("install"))
+            for target in targets}
 
 
 @pytest.mark.network
