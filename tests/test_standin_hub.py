@@ -140,15 +140,20 @@ print(json.dumps({
 '''
 
 
-def run_against(home: Path, script: str, cache: Path) -> dict:
-    """Run ``script`` offline against the stand-in ``home`` in a fresh interpreter; its last line is JSON."""
+def start_against(home: Path, script: str, cache: Path) -> subprocess.Popen:
+    """Start ``script`` offline against the stand-in ``home`` in a fresh interpreter (:func:`result`)."""
     overrides = ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")  # would send a library past HF_HOME
     env = {key: value for key, value in os.environ.items() if key not in overrides}
     env.update(HF_HOME=str(home), HF_HUB_OFFLINE="1", ASR_HELPERS_MODE="hub", ASR_HELPERS_CACHE=str(cache),
-               TOKENIZERS_PARALLELISM="false")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result(run: subprocess.Popen) -> dict:
+    """The started script's last line, JSON."""
+    stdout, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr[-4000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +163,23 @@ def standin_hub(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def seen(standin_hub, tmp_path_factory) -> dict:
-    """What the real library calls return, run offline against the stand-in in a fresh interpreter."""
-    return run_against(standin_hub, CHECK, tmp_path_factory.mktemp("asr_cache"))
+def both_seen(standin_hub, tmp_path_factory) -> tuple[dict, dict]:
+    """What the real library calls return, run offline against each variant of the stand-in in a
+    fresh interpreter, the two side by side: the second variant built with another seed."""
+    variant = make_standin_hub(tmp_path_factory.mktemp("hf_home_special"), rows=ROWS, seed=1, variant="special-tokens")
+    runs = (start_against(standin_hub, CHECK, tmp_path_factory.mktemp("asr_cache")),
+            start_against(variant, VARIANT_CHECK, tmp_path_factory.mktemp("asr_cache_special")))
+    return result(runs[0]), result(runs[1])
 
 
 @pytest.fixture(scope="module")
-def variant_seen(tmp_path_factory) -> dict:
-    """The same for the second variant, built with another seed."""
-    home = make_standin_hub(tmp_path_factory.mktemp("hf_home_special"), rows=ROWS, seed=1, variant="special-tokens")
-    return run_against(home, VARIANT_CHECK, tmp_path_factory.mktemp("asr_cache_special"))
+def seen(both_seen) -> dict:
+    return both_seen[0]
+
+
+@pytest.fixture(scope="module")
+def variant_seen(both_seen) -> dict:
+    return both_seen[1]
 
 
 def test_processor_is_wav2vec2_bases(seen):
