@@ -42,48 +42,62 @@ def hub_environment(hub_home: Path, cache: Path) -> dict[str, str]:
             "ASR_HELPERS_MODE": "hub", "ASR_HELPERS_CACHE": str(cache), "CUDA_VISIBLE_DEVICES": ""}
 
 
-def execute(path: Path) -> nbformat.NotebookNode:
-    """Execute ``path`` in a fresh kernel, which inherits this process's environment; a failing cell raises."""
+def execute(path: Path, environment: dict[str, str]) -> nbformat.NotebookNode:
+    """Execute ``path`` in a fresh kernel started with ``environment``; a failing cell raises."""
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=environment)
     return notebook
 
 
-def execute_together(paths: list[Path], monkeypatch) -> list[nbformat.NotebookNode]:
+def execute_together(runs: list[tuple[Path, dict[str, str]]]) -> list[nbformat.NotebookNode]:
     """:func:`execute` of notebooks that do not depend on each other, two at a time, each kernel on one
     thread when there are several (two kernels of two OpenMP threads each on two cores wait on each other)."""
-    with monkeypatch.context() as threads, ThreadPoolExecutor(2) as pool:
-        if len(paths) > 1:
-            threads.setenv("OMP_NUM_THREADS", "1")
-        return list(pool.map(execute, paths))
+    threads = {"OMP_NUM_THREADS": "1"} if len(runs) > 1 else {}
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda run: execute(run[0], {**run[1], **threads}), runs))
+
+
+@pytest.fixture(scope="module")
+def executed(hub_home, special_tokens_hub, tmp_path_factory) -> dict[tuple[str, str], nbformat.NotebookNode]:
+    """Every notebook against the stand-in Hub, and notebooks 03 and 06 against its special-tokens
+    variant, by (variant, notebook). Notebooks before 05 run first, then 05 (it trains the model that
+    the later ones load), then the later ones; the variant's 03 and 06 (which, run alone, trains its
+    own model) go with the first and the last stage. Within a stage none depends on another."""
+    main = hub_environment(hub_home, tmp_path_factory.mktemp("cache"))
+    special = hub_environment(special_tokens_hub, tmp_path_factory.mktemp("cache_special"))
+    trains = [path.name for path in NOTEBOOKS].index("05_training.ipynb")
+    notebook = {path.name: path for path in NOTEBOOKS}
+    stages = [
+        [("base", path, main) for path in NOTEBOOKS[:trains]] + [("special-tokens", notebook["03_collator.ipynb"], special)],
+        [("base", NOTEBOOKS[trains], main)],
+        [("special-tokens", notebook["06_inference.ipynb"], special)] + [("base", path, main) for path in NOTEBOOKS[trains + 1 :]],
+    ]
+    done = {}
+    for stage in stages:
+        results = execute_together([(path, environment) for _, path, environment in stage])
+        done |= {(variant, path.name): result for (variant, path, _), result in zip(stage, results)}
+    return done
 
 
 def printed(notebook: nbformat.NotebookNode) -> str:
     return "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
 
 
-def test_all_notebooks_in_order(hub_home, tmp_path, monkeypatch):
-    """Every notebook: those before notebook 05, then 05 (it trains the model that the later ones
-    load), then the later ones; within a stage none depends on another (:func:`execute_together`)."""
-    for key, value in hub_environment(hub_home, tmp_path / "cache").items():
-        monkeypatch.setenv(key, value)
-    trains = [path.name for path in NOTEBOOKS].index("05_training.ipynb")
-    outputs = {}
-    for stage in (NOTEBOOKS[:trains], NOTEBOOKS[trains : trains + 1], NOTEBOOKS[trains + 1 :]):
-        outputs |= {path.name: printed(notebook) for path, notebook in zip(stage, execute_together(stage, monkeypatch))}
+def test_all_notebooks_in_order(executed):
+    outputs = {name: printed(notebook) for (variant, name), notebook in executed.items() if variant == "base"}
+    assert sorted(outputs) == [path.name for path in NOTEBOOKS]
     assert all("mode: hub (ASR_HELPERS_MODE=hub)" in text for text in outputs.values())
     assert all("all checks passed" in text for text in outputs.values())
     assert "no attention mask" in outputs["03_collator.ipynb"]
     assert "recipe: hub-cpu, 100 steps (no GPU" in outputs["05_training.ipynb"]
 
 
-def test_notebooks_hold_for_other_rows_and_a_model_that_writes_special_tokens(special_tokens_hub, tmp_path, monkeypatch):
+def test_notebooks_hold_for_other_rows_and_a_model_that_writes_special_tokens(executed):
     """Notebook 03 pads a batch whose first row is the longest; notebook 06, run alone (so it trains
     its model first, 100 steps on the CPU), collapses by hand, as ``batch_decode`` does, greedy paths full of
     ``<s>``, ``</s>`` and ``<unk>`` (its check cell compares every test file's)."""
-    for key, value in hub_environment(special_tokens_hub, tmp_path / "cache").items():
-        monkeypatch.setenv(key, value)
-    collator, inference = execute_together([ROOT / "notebooks" / "03_collator.ipynb", ROOT / "notebooks" / "06_inference.ipynb"], monkeypatch)
+    collator, inference = executed["special-tokens", "03_collator.ipynb"], executed["special-tokens", "06_inference.ipynb"]
     assert "all checks passed" in printed(collator) and "all checks passed" in printed(inference)
     shown = printed(collator)
     assert re.search(r"padded samples per row: \[0, [1-9]", shown), shown  # the first row is the longest
