@@ -51,12 +51,14 @@ def start(tmp_path: Path, name: str, processes: int) -> tuple[subprocess.Popen, 
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(29500 + processes)]
     command = [*(launcher if processes > 1 else [sys.executable]), str(wrapper), "train", "--max-steps", str(STEPS), "--output-dir", str(out / "model")]
     environment = {**os.environ, "RECORD_TO": str(out), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), out
+    with open(out / "stdout.txt", "w") as stdout, open(out / "stderr.txt", "w") as stderr:  # files: no pipe fills up while the other run is awaited
+        return subprocess.Popen(command, env=environment, stdout=stdout, stderr=stderr), out
 
 
 def finish(started: tuple[subprocess.Popen, Path]) -> tuple[subprocess.CompletedProcess, Path]:
     process, out = started
-    stdout, stderr = process.communicate(timeout=900)
+    process.wait(timeout=900)
+    stdout, stderr = ((out / name).read_text() for name in ("stdout.txt", "stderr.txt"))
     assert process.returncode == 0, stderr[-3000:]
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), out
 
