@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -59,6 +60,22 @@ SENTENCES = [
     "I want to pay a bill",
     "how do I set up a joint account",
 ]
+
+
+def start_logged(command: list[str], env: dict[str, str], folder: Path) -> subprocess.Popen:
+    """Start ``command`` in the background, its output in ``folder``'s stdout.txt and stderr.txt:
+    files, not pipes, so that a process never waits on a full pipe while the test awaits another
+    started beside it (:func:`finish_logged`)."""
+    with open(folder / "stdout.txt", "w") as stdout, open(folder / "stderr.txt", "w") as stderr:
+        return subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
+
+
+def finish_logged(process: subprocess.Popen, folder: Path, timeout: float) -> subprocess.CompletedProcess:
+    """Wait for a :func:`start_logged` process; it must succeed (else its stderr's end is the message)."""
+    process.wait(timeout=timeout)
+    stdout, stderr = ((folder / name).read_text() for name in ("stdout.txt", "stderr.txt"))
+    assert process.returncode == 0, stderr[-4000:]
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -19,6 +19,7 @@ import pytest
 from asr_helpers.__main__ import main
 from asr_helpers.cache import prepared_course_data
 from asr_helpers.training import COMPLETE
+from conftest import finish_logged, start_logged
 
 pytestmark = pytest.mark.slow
 STEPS = 16
@@ -51,16 +52,12 @@ def start(tmp_path: Path, name: str, processes: int) -> tuple[subprocess.Popen, 
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(29500 + processes)]
     command = [*(launcher if processes > 1 else [sys.executable]), str(wrapper), "train", "--max-steps", str(STEPS), "--output-dir", str(out / "model")]
     environment = {**os.environ, "RECORD_TO": str(out), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    with open(out / "stdout.txt", "w") as stdout, open(out / "stderr.txt", "w") as stderr:  # files: no pipe fills up while the other run is awaited
-        return subprocess.Popen(command, env=environment, stdout=stdout, stderr=stderr), out
+    return start_logged(command, environment, out), out
 
 
 def finish(started: tuple[subprocess.Popen, Path]) -> tuple[subprocess.CompletedProcess, Path]:
     process, out = started
-    process.wait(timeout=900)
-    stdout, stderr = ((out / name).read_text() for name in ("stdout.txt", "stderr.txt"))
-    assert process.returncode == 0, stderr[-3000:]
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), out
+    return finish_logged(process, out, timeout=900), out
 
 
 def final_wer(result: subprocess.CompletedProcess) -> float:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from asr_helpers.data import CORPUS_DIR, INTENTS, MINDS14_COLUMNS, MINDS14_LANGS
+from conftest import finish_logged, start_logged
 from standin_hub import make_standin_hub
 
 ROWS = 100
@@ -141,19 +142,17 @@ print(json.dumps({
 
 
 def start_against(home: Path, script: str, cache: Path) -> subprocess.Popen:
-    """Start ``script`` offline against the stand-in ``home`` in a fresh interpreter (:func:`result`)."""
+    """Start ``script`` offline against the stand-in ``home`` in a fresh interpreter, its output in ``cache`` (:func:`result`)."""
     overrides = ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")  # would send a library past HF_HOME
     env = {key: value for key, value in os.environ.items() if key not in overrides}
     env.update(HF_HOME=str(home), HF_HUB_OFFLINE="1", ASR_HELPERS_MODE="hub", ASR_HELPERS_CACHE=str(cache),
                TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_logged([sys.executable, "-c", script], env, cache)
 
 
-def result(run: subprocess.Popen) -> dict:
+def result(run: subprocess.Popen, cache: Path) -> dict:
     """The started script's last line, JSON."""
-    stdout, stderr = run.communicate(timeout=300)
-    assert run.returncode == 0, stderr[-4000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+    return json.loads(finish_logged(run, cache, timeout=300).stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +166,9 @@ def both_seen(standin_hub, tmp_path_factory) -> tuple[dict, dict]:
     """What the real library calls return, run offline against each variant of the stand-in in a
     fresh interpreter, the two side by side: the second variant built with another seed."""
     variant = make_standin_hub(tmp_path_factory.mktemp("hf_home_special"), rows=ROWS, seed=1, variant="special-tokens")
-    runs = (start_against(standin_hub, CHECK, tmp_path_factory.mktemp("asr_cache")),
-            start_against(variant, VARIANT_CHECK, tmp_path_factory.mktemp("asr_cache_special")))
-    return result(runs[0]), result(runs[1])
+    caches = tmp_path_factory.mktemp("asr_cache"), tmp_path_factory.mktemp("asr_cache_special")
+    runs = start_against(standin_hub, CHECK, caches[0]), start_against(variant, VARIANT_CHECK, caches[1])
+    return result(runs[0], caches[0]), result(runs[1], caches[1])
 
 
 @pytest.fixture(scope="module")
