@@ -233,6 +233,9 @@ class PretrainUtterance(synth.Utterance):
 def natural_voice(utterance: PretrainUtterance, seed: int, index: int, voices: str) -> PretrainUtterance:
     """The row's engine (``voices`` "natural": :data:`NATURAL`'s shares), voice, pitch and speaker.
 
+    A voice's ``voice_weights`` entry (1 if absent) sets its share among its engine's voices: ked, the
+    trained speaker nearest the held-out kal, keeps its share when more voices join its engine.
+
     Drawn from a generator of their own, so the sentence and the channel are the espeak-ng row's
     and an espeak-ng row of a natural corpus is the row of an espeak-ng-only corpus.
     """
@@ -242,7 +245,9 @@ def natural_voice(utterance: PretrainUtterance, seed: int, index: int, voices: s
     engine = rng.choices(tuple(NATURAL["shares"]), weights=tuple(NATURAL["shares"].values()))[0]
     if engine == ESPEAK:
         return utterance
-    voice = rng.choice(NATURAL["voices"][engine][utterance.split])
+    voices_of_split = NATURAL["voices"][engine][utterance.split]
+    weights = [NATURAL["voice_weights"].get(voice, 1) for voice in voices_of_split]
+    voice = rng.choices(voices_of_split, weights=weights)[0]
     pitch = rng.randint(*NATURAL["flite_f0_hz"][voice]) if engine == "flite" else 0
     return replace(utterance, engine=engine, voice=voice, speed=0, pitch=pitch, speaker=Speaker.draw(rng))
 

@@ -3,6 +3,8 @@ checkpoint and its training script."""
 
 from __future__ import annotations
 
+import collections
+
 import csv
 import hashlib
 import json
@@ -234,6 +236,15 @@ def test_natural_voices_keep_the_sentences_and_channels_and_hold_out_whole_speak
             assert pretrain.NATURAL["flite_f0_hz"][u.voice][0] <= u.pitch <= pretrain.NATURAL["flite_f0_hz"][u.voice][1]
         if u.engine != "espeak-ng":
             assert u.speaker != type(u.speaker)() and u.speed == 0
+
+
+def test_a_voice_weight_sets_its_share_among_its_engines_voices() -> None:
+    """ked_diphone's weight 3 gives it three times the rows of each other festival training voice."""
+    plan = pretrain.plan_pretraining(0, 4000, 0, "mixed", "natural")
+    festival = collections.Counter(u.voice for u in plan if u.engine == "festival")
+    others = [n for voice, n in festival.items() if voice != "ked_diphone"]
+    assert pretrain.NATURAL["voice_weights"] == {"ked_diphone": 3} and len(others) == 6
+    assert 2.4 < festival["ked_diphone"] / (sum(others) / len(others)) < 3.6
 
 
 def test_a_missing_hts_voice_is_named_with_how_to_make_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
