@@ -4,7 +4,6 @@ checkpoint and its training script."""
 from __future__ import annotations
 
 import collections
-
 import csv
 import hashlib
 import json
