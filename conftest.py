@@ -10,11 +10,16 @@ the offline course model (``course_training``: notebook 05's, from the session's
 Markers (registered in ``pyproject.toml``): ``slow`` for training runs, command-line subprocesses
 and wav2vec2-base-sized models (``-m "not slow"`` leaves them out), ``gpu`` for tests that need
 CUDA, skipped here without it.
+
+Two worker processes run the session (pytest-xdist, ``pyproject.toml``), each on one thread. One of
+them takes the notebooks, in order, and the tests that read notebook 05's model (:func:`in_course_group`);
+every other test module goes whole to either worker.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -29,6 +34,10 @@ OWN_CACHE = None if "ASR_HELPERS_CACHE" in os.environ else tempfile.mkdtemp(pref
 if OWN_CACHE:
     os.environ["ASR_HELPERS_CACHE"] = OWN_CACHE
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # Each worker (pytest-xdist, pyproject.toml) on one thread, its kernels and subprocesses too: two
+    # workers of two OpenMP threads each on two cores wait on each other. Outputs pass on any thread count.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 
@@ -83,6 +92,52 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(OWN_CACHE, ignore_errors=True)
 
 
+COURSE_GROUP = "course-model"
+"""The scheduling group of the notebooks and of the tests that read notebook 05's model (``course_training``)."""
+COURSE_GROUP_FILE = "ASR_HELPERS_TEST_COURSE_GROUP"
+"""Where a worker lists the course group's tests for the scheduler, which sees test ids only."""
+
+
+def in_course_group(item: pytest.Item) -> bool:
+    """A notebook cell, or a test that reads the model notebook 05 trains: one worker runs them all, in
+    order, so the notebooks run top to bottom and the model is trained once and before it is read."""
+    return item.path.suffix == ".ipynb" or "course_training" in getattr(item, "fixturenames", ())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ and getattr(config.option, "dist", "no") == "loadscope":
+        folder = tempfile.mkdtemp(prefix="asr_helpers_groups_")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+        os.environ[COURSE_GROUP_FILE] = os.path.join(folder, "course.json")  # the workers inherit it
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a worker, list the course group's tests (each worker collects them all, the same)."""
+    target, worker = os.environ.get(COURSE_GROUP_FILE), os.environ.get("PYTEST_XDIST_WORKER")
+    if target and worker:
+        written = Path(f"{target}.{worker}")
+        written.write_text(json.dumps([item.nodeid for item in items if in_course_group(item)]))
+        written.replace(target)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` (``pyproject.toml``), each module whole to one worker, with the course group as one more scope."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CourseGroupScheduling(LoadScopeScheduling):
+        course: set[str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.course is None:  # called once every worker has collected
+                self.course = set(json.loads(Path(os.environ[COURSE_GROUP_FILE]).read_text()))
+            return COURSE_GROUP if nodeid in self.course else super()._split_scope(nodeid)
+
+    return CourseGroupScheduling(config, log)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip ``@pytest.mark.gpu`` tests on a machine without CUDA."""
     if item.get_closest_marker("gpu") and not torch.cuda.is_available():
@@ -107,8 +162,9 @@ def model_dir(model, processor, tmp_path_factory):
 @pytest.fixture(scope="session")
 def course_training() -> Path:
     """The offline course model, as notebook 05 and ``python -m asr_helpers train`` train it, from the
-    session's cache: the notebooks run first (``testpaths``), so notebook 05 has trained it; a run of
-    the tests alone trains it here (3-6 minutes on 2 CPU cores)."""
+    session's cache: the notebooks run before the tests that use this, in the same worker
+    (:func:`in_course_group`), so notebook 05 has trained it; a run of the tests alone trains it here
+    (3-6 minutes on 2 CPU cores)."""
     from asr_helpers.training import course_model
 
     return course_model("offline")
@@ -184,3 +240,4 @@ def write_audio(tmp_path):
         return path
 
     return write
+
