@@ -105,7 +105,9 @@ def in_course_group(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if "PYTEST_XDIST_WORKER" not in os.environ and getattr(config.option, "dist", "no") == "loadscope":
+    """In the controller of a distributed run, name the file for the course group's list."""
+    distributed = getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "loadscope"
+    if distributed and "PYTEST_XDIST_WORKER" not in os.environ:
         folder = tempfile.mkdtemp(prefix="asr_helpers_groups_")
         config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
         os.environ[COURSE_GROUP_FILE] = os.path.join(folder, "course.json")  # the workers inherit it
@@ -240,4 +242,3 @@ def write_audio(tmp_path):
         return path
 
     return write
-

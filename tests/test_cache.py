@@ -92,7 +92,6 @@ def test_the_mode_is_decided_once_and_a_new_process_reuses_the_model(monkeypatch
     assert (folder / training.COMPLETE).stat().st_mtime_ns == marker
 
 
-
 def test_an_entry_appears_whole_or_not_at_all(tmp_path):
     """Prepared data is written aside and renamed into place: while it is written, and after a
     failed write, there is no entry to read; if another process put the entry first, it stays."""
