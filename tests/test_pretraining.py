@@ -466,3 +466,14 @@ def test_model_card_table_is_the_domain_shift_measurement() -> None:
             row = result[stage]["none"]
             assert f"| {label} | {stage.replace('_', ' ')} | {row['course_test']:.3f} | {row['unseen']:.3f} |" in card
     assert shift["results"]["shipped"]["fine_tuned"]["none"]["course_test"] <= 0.15
+
+
+def test_shipped_card_is_what_its_training_log_writes(tmp_path: Path) -> None:
+    """The card is generated, never edited by hand: scripts/pretraining_card.py, given the shipped
+    training_log.json and config.json (what ``--card-only`` reads), writes the shipped README.md."""
+    import pretraining_card
+
+    report = json.loads((CHECKPOINT / "training_log.json").read_text())
+    report["config"] = json.loads((CHECKPOINT / "config.json").read_text())
+    pretraining_card.write_card(tmp_path, report)
+    assert (tmp_path / "README.md").read_text() == (CHECKPOINT / "README.md").read_text()
