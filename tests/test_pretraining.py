@@ -477,3 +477,25 @@ def test_shipped_card_is_what_its_training_log_writes(tmp_path: Path) -> None:
     report["config"] = json.loads((CHECKPOINT / "config.json").read_text())
     pretraining_card.write_card(tmp_path, report)
     assert (tmp_path / "README.md").read_text() == (CHECKPOINT / "README.md").read_text()
+
+
+def test_readme_quotes_the_natural_voice_measurements() -> None:
+    """The README's paragraph on voices of recorded speakers quotes benchmarks/results/natural_voices.json:
+    for each checkpoint it names, after the course's fine-tune, the range of greedy CER over the held-out
+    voices, and the course test and unseen-set WER."""
+    results = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "natural_voices.json").read_text())["results"]
+    readme = (SCRIPTS.parent / "README.md").read_text()
+    paragraph = " ".join(readme.split("How much larger:")[1].split("\n\n")[0].split())
+
+    def span(label: str, rate: str) -> str:
+        values = [voice[rate] for voice in results[label]["natural"]["fine_tuned"].values()]
+        return f"{min(values):.2f}-{max(values):.2f}"
+
+    def tuned(label: str, split: str) -> str:
+        return f"{results[label]['fine_tuned']['none'][split]:.3f}"
+
+    quoted = [f"WER {span('old', 'wer')}", f"CER {span('old', 'cer')}", span("new", "cer"), tuned("new", "course_test"), tuned("new", "unseen")]
+    for run in ("run 8", "run 9", "run 10"):
+        quoted += [span(run, "cer"), tuned(run, "unseen")]
+    quoted += [tuned("run 8", "course_test"), tuned("run 10", "course_test")]
+    assert [figure for figure in quoted if figure not in paragraph] == []
