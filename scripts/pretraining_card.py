@@ -1,9 +1,9 @@
 """The model card of a pre-trained course-base checkpoint, written from its ``training_log.json``.
 
 ``pretrain_checkpoint.py`` calls :func:`write_card` after a run, and again with ``--card-only`` to add
-a ``benchmarks/domain_shift.py`` measurement. Every figure in the card comes from the run's report
-(corpus statistics, training history, held-out rates) or from the generator's own constants, so the
-card cannot drift from what the run did.
+a ``benchmarks/domain_shift.py`` measurement. Its figures come from the run's report (corpus
+statistics, training history, held-out rates) and from the corpus generator's constants, never typed
+by hand; a test checks that the shipped card is what this module writes from its training log.
 """
 
 from __future__ import annotations
@@ -46,9 +46,14 @@ def channel_history(stages: list[dict]) -> str:
     )
 
 
+def uses_natural_voices(stages: list[dict]) -> bool:
+    """Whether any run of the checkpoint heard flite or festival (``--voices natural``)."""
+    return any(stage.get("voices", pretrain.ESPEAK) != pretrain.ESPEAK for stage in stages)
+
+
 def needs_engines(stages: list[dict]) -> str:
     """The Reproduce section's note on the synthesisers a ``--voices natural`` run needs."""
-    if all(stage.get("voices", pretrain.ESPEAK) == pretrain.ESPEAK for stage in stages):
+    if not uses_natural_voices(stages):
         return ""
     packages = " ".join(pretrain.NATURAL["packages"].values()).split()
     return (
@@ -186,7 +191,7 @@ language: en
 license: apache-2.0
 library_name: transformers
 pipeline_tag: automatic-speech-recognition
-tags: [wav2vec2, ctc, synthetic-speech, espeak-ng{', flite, festival' if needs_engines(stages) else ''}, teaching]
+tags: [wav2vec2, ctc, synthetic-speech, espeak-ng{', flite, festival' if uses_natural_voices(stages) else ''}, teaching]
 ---
 
 # course-base: a small Wav2Vec2 CTC model pre-trained on synthetic speech, telephone band and wideband
