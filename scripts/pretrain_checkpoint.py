@@ -331,12 +331,11 @@ def reproduce_command(argv: list[str], max_steps: int) -> str:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.card_only:
-        log_file = args.out / "training_log.json"
-        report = json.loads(log_file.read_text())
+        report = card.saved_report(args.out)
         if args.domain_shift:
             report["domain_shift"] = json.loads(args.domain_shift.read_text())
-            log_file.write_text(json.dumps(report, indent=1) + "\n")
-        report["config"] = json.loads((args.out / "config.json").read_text())
+            log_report = {k: v for k, v in report.items() if k != "config"}
+            (args.out / "training_log.json").write_text(json.dumps(log_report, indent=1) + "\n")
         card.write_card(args.out, report)
         log(f"model card rewritten: {args.out / 'README.md'}")
         return report

@@ -153,6 +153,14 @@ The course test sentences said by the speakers that pre-training holds out (clea
 """
 
 
+def saved_report(checkpoint: Path) -> dict:
+    """A written checkpoint's report as :func:`write_card` takes it: its ``training_log.json``, and its
+    ``config.json`` under ``"config"`` (the log leaves the configuration to the file the model loads)."""
+    report = json.loads((checkpoint / "training_log.json").read_text())
+    report["config"] = json.loads((checkpoint / "config.json").read_text())
+    return report
+
+
 def write_card(out: Path, report: dict) -> None:
     c, a, t, d = report["config"], report["args"], report["train"], report["data"]
     train, held = d["train"], d["heldout"]

@@ -473,9 +473,7 @@ def test_shipped_card_is_what_its_training_log_writes(tmp_path: Path) -> None:
     training_log.json and config.json (what ``--card-only`` reads), writes the shipped README.md."""
     import pretraining_card
 
-    report = json.loads((CHECKPOINT / "training_log.json").read_text())
-    report["config"] = json.loads((CHECKPOINT / "config.json").read_text())
-    pretraining_card.write_card(tmp_path, report)
+    pretraining_card.write_card(tmp_path, pretraining_card.saved_report(CHECKPOINT))
     assert (tmp_path / "README.md").read_text() == (CHECKPOINT / "README.md").read_text()
 
 
