@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, pipeline
@@ -14,6 +15,7 @@ from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechR
 from asr_helpers.cache import prepare_splits
 from asr_helpers.data import load_offline_corpus
 from asr_helpers.inference import load_trained
+from asr_helpers.metrics import word_error_rate
 from conftest import BASE_CONV
 
 import cpu_transcribe
@@ -21,6 +23,7 @@ import end_to_end
 import layer_kernels
 import repeats
 import train_throughput
+import wer_difference
 
 
 @pytest.mark.slow  # a training step of the 95 M-parameter wav2vec2-base architecture on CPU
@@ -233,3 +236,38 @@ def test_noise_corpus_goes_through_the_projects_preparation(tmp_path):
     row = prepared["train"][0]
     assert processor.tokenizer.decode(row["labels"]) == raw["train"][0]["transcription"]
     assert 1.5 * 16_000 <= row["input_length"] <= 30 * 16_000
+
+
+# ----------------------------------------------------------------------------- wer_difference.py
+def test_errors_per_file_add_up_to_the_corpus_wer():
+    references = ["turn left at the lights", "see you on monday", "the soup is too salty"]
+    hypotheses = ["turn left at lights", "see you on a monday", "the soupis to salty"]
+    errors, words = wer_difference.errors_per_file(hypotheses, references)
+
+    assert errors.tolist() == [1, 1, 3] and words.tolist() == [5, 4, 5]
+    assert errors.sum() / words.sum() == pytest.approx(word_error_rate(hypotheses, references))
+
+
+def test_paired_bootstrap_of_a_model_against_itself_is_exactly_zero():
+    errors, words = np.array([3, 0, 5, 1]), np.array([9, 4, 12, 8])
+    assert wer_difference.paired_bootstrap(errors, errors, words, resamples=200) == {
+        "difference": 0.0, "low": 0.0, "high": 0.0, "share_not_worse": 1.0}
+
+
+def test_one_more_error_in_every_equal_length_file_is_certain():
+    """Files of 10 words each, B one error worse in each: every resample says +0.1."""
+    a = np.array([2, 0, 7, 3, 1])
+    result = wer_difference.paired_bootstrap(a, a + 1, np.full(5, 10), resamples=500)
+    assert result == {"difference": 0.1, "low": 0.1, "high": 0.1, "share_not_worse": 0.0}
+
+
+def test_swapping_the_models_mirrors_the_interval():
+    """The same resampled files for both orders (one seed): B - A is A - B reflected about zero."""
+    rng = np.random.default_rng(1)
+    words = rng.integers(4, 15, size=36)
+    a, b = rng.binomial(words, 0.4), rng.binomial(words, 0.45)
+    forward, backward = wer_difference.paired_bootstrap(a, b, words), wer_difference.paired_bootstrap(b, a, words)
+
+    assert forward["difference"] == -backward["difference"]
+    assert (forward["low"], forward["high"]) == pytest.approx((-backward["high"], -backward["low"]), abs=1e-4)
+    assert forward["low"] < forward["difference"] < forward["high"]

@@ -480,7 +480,8 @@ def test_shipped_card_is_what_its_training_log_writes(tmp_path: Path) -> None:
 def test_readme_quotes_the_natural_voice_measurements() -> None:
     """The README's paragraph on voices of recorded speakers quotes benchmarks/results/natural_voices.json:
     for each checkpoint it names, after the course's fine-tune, the range of greedy CER over the held-out
-    voices, and the course test and unseen-set WER."""
+    voices, and the course test and unseen-set WER; and the paired-bootstrap intervals of wer_difference.json
+    for the unseen set."""
     results = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "natural_voices.json").read_text())["results"]
     readme = (SCRIPTS.parent / "README.md").read_text()
     paragraph = " ".join(readme.split("How much larger:")[1].split("\n\n")[0].split())
@@ -496,4 +497,8 @@ def test_readme_quotes_the_natural_voice_measurements() -> None:
     for run in ("run 8", "run 9", "run 10"):
         quoted += [span(run, "cer"), tuned(run, "unseen")]
     quoted += [tuned("run 8", "course_test"), tuned("run 10", "course_test")]
+    bootstrap = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "wer_difference.json").read_text())["results"]["unseen"]
+    for run in ("run 8", "run 10"):
+        versus = bootstrap["against_old"][run]
+        quoted += [f"{versus['difference']:+.3f} ", f"{versus['low']:.3f} to {versus['high']:+.3f}"]
     assert [figure for figure in quoted if figure not in paragraph] == []
