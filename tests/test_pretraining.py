@@ -494,11 +494,11 @@ def test_readme_quotes_the_natural_voice_measurements() -> None:
         return f"{results[label]['fine_tuned']['none'][split]:.3f}"
 
     quoted = [f"WER {span('old', 'wer')}", f"CER {span('old', 'cer')}", span("new", "cer"), tuned("new", "course_test"), tuned("new", "unseen")]
-    for run in ("run 8", "run 9", "run 10"):
+    for run in ("run 8", "run 9", "run 10", "run 11"):
         quoted += [span(run, "cer"), tuned(run, "unseen")]
-    quoted += [tuned("run 8", "course_test"), tuned("run 10", "course_test")]
+    quoted += [tuned(run, "course_test") for run in ("run 8", "run 10", "run 11")]
     bootstrap = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "wer_difference.json").read_text())["results"]["unseen"]
-    for run in ("run 8", "run 10"):
+    for run in ("run 8", "run 10", "run 11"):
         versus = bootstrap["against_old"][run]
         quoted += [f"{versus['difference']:+.3f} ", f"{versus['low']:.3f} to {versus['high']:+.3f}"]
     assert [figure for figure in quoted if figure not in paragraph] == []
