@@ -25,7 +25,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from asr_helpers.inference import load_trained, transcribe  # noqa: E402
 from asr_helpers.metrics import count_errors  # noqa: E402
