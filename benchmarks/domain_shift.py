@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -100,9 +101,9 @@ def voice_error_rates(model_dir: Path, voices: dict[str, tuple[list[np.ndarray],
 
 
 def measure_base(
-    label: str, base: Path, sets: dict, work: Path, voices: dict, tuned: tuple[Path, float | None] | None = None
+    folder: str, base: Path, sets: dict, work: Path, voices: dict, tuned: tuple[Path, float | None] | None = None
 ) -> dict:
-    """The base as it is, then fine-tuned by the course recipe (from this base), both measured.
+    """The base as it is, then fine-tuned by the course recipe (from this base, into ``work / folder``), both measured.
 
     ``tuned``: a model that ``python -m asr_helpers train`` already fine-tuned from this base
     (elsewhere, e.g. on an idle machine) and the minutes that took, measured instead of fine-tuning again.
@@ -110,8 +111,8 @@ def measure_base(
     tuned, minutes = tuned or (None, None)
     if tuned is None:
         started = time.perf_counter()
-        fine_tune(work / label, "offline", checkpoint=base)
-        minutes, tuned = round((time.perf_counter() - started) / 60, 2), work / label
+        fine_tune(work / folder, "offline", checkpoint=base)
+        minutes, tuned = round((time.perf_counter() - started) / 60, 2), work / folder
     result = {"base": word_error_rates(base, sets), "fine_tuned": word_error_rates(tuned, sets), "fine_tune_minutes": minutes}
     if voices:
         result["natural"] = {"base": voice_error_rates(base, voices), "fine_tuned": voice_error_rates(tuned, voices)}
@@ -142,6 +143,15 @@ def tuned_model(spec: str) -> tuple[Path, float | None]:
     if not (Path(folder) / "model.safetensors").is_file():
         raise SystemExit(f"--tuned {spec}: {folder} holds no model.safetensors")
     return Path(folder), float(minutes) if minutes else None
+
+
+def work_folders(labels: list[str]) -> dict[str, str]:
+    """A folder name for each base label, its words joined by '-' ("run 12c" -> "run-12c"): every label
+    gets its own, so ``--keep`` holds every fine-tuned model, not the last of labels that share a first word."""
+    folders = {label: re.sub(r"[^A-Za-z0-9.]+", "-", label).strip("-") or "base" for label in labels}
+    if len(set(folders.values())) < len(folders):
+        raise SystemExit(f"--base labels {labels} would share a folder ({sorted(folders.values())}): name them apart")
+    return folders
 
 
 def base_checkpoint(spec: str, work: Path) -> Path:
@@ -213,8 +223,9 @@ def main() -> None:
         else:
             bases = {f"previous ({args.previous})": checkpoint_at(args.previous, work / "previous-base"), "shipped": ROOT / CHECKPOINT}
         tuned = {label: tuned_model(spec) for label, spec in (t.split("=", 1) for t in args.tuned)}
+        folders = work_folders(list(bases))
         results = {
-            label: measure_base(label.split()[0], base, sets, work, voices, tuned.get(label)) for label, base in bases.items()
+            label: measure_base(folders[label], base, sets, work, voices, tuned.get(label)) for label, base in bases.items()
         }
     print_table(results)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from asr_helpers.metrics import word_error_rate
 from conftest import BASE_CONV
 
 import cpu_transcribe
+import domain_shift
 import end_to_end
 import layer_kernels
 import repeats
@@ -271,3 +272,14 @@ def test_swapping_the_models_mirrors_the_interval():
     assert forward["difference"] == -backward["difference"]
     assert (forward["low"], forward["high"]) == pytest.approx((-backward["high"], -backward["low"]), abs=1e-4)
     assert forward["low"] < forward["difference"] < forward["high"]
+
+
+def test_every_base_label_keeps_its_own_fine_tuned_model():
+    # two labels that share a first word once shared a --keep folder, and the second fine-tune overwrote the first
+    folders = domain_shift.work_folders(["run 12c", "run 12d", "previous (3bf2d2e)", "shipped"])
+    assert folders == {"run 12c": "run-12c", "run 12d": "run-12d", "previous (3bf2d2e)": "previous-3bf2d2e", "shipped": "shipped"}
+
+
+def test_labels_that_would_share_a_folder_are_refused():
+    with pytest.raises(SystemExit, match=r"--base labels \['run 12', 'run-12'\] would share a folder"):
+        domain_shift.work_folders(["run 12", "run-12"])
