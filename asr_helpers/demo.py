@@ -49,7 +49,8 @@ FIGURE_SECONDS = 60.0
 
 COURSE_BASE_LIMITS = (
     "Like every course-base model (the offline course's architecture, 3.5 M parameters), it has only heard "
-    "**synthetic voices** (espeak-ng), and the course fine-tunes it on bank requests in the **telephone band** "
+    "**synthetic voices** (espeak-ng's, and flite and festival voices made from recordings of a few speakers), and "
+    "the course fine-tunes it on bank requests in the **telephone band** "
     "(8 kHz). It transcribes speech like the examples below; **real voices, yours included, will mostly fail**."
 )
 

@@ -61,10 +61,10 @@ COURSE_CORPUS = TrainingData(
           "saved as 8 kHz FLAC through a telephone band; {train} utterances for training and {test} for "
           "the scores below, whose voices and sentences training did not hear. Before it, `course-base` "
           "(shipped with the course, not on the Hub) was pre-trained on synthetic speech only.",
-    limits="It has heard synthetic espeak-ng voices only, fine-tuned on the 8 kHz telephone band: real "
-           "voices (yours, an accent, a noisy room, two speakers) are a larger shift than anything "
-           "measured here, and wideband recordings (a laptop's microphone, 16-48 kHz) lie outside its "
-           "fine-tuning data.",
+    limits="It has heard synthetic voices only (espeak-ng's, and flite and festival voices made from "
+           "recordings of a few speakers), fine-tuned on the 8 kHz telephone band: real voices (yours, an "
+           "accent, a noisy room, two speakers) are a larger shift than anything measured here, and "
+           "wideband recordings (a laptop's microphone, 16-48 kHz) lie outside its fine-tuning data.",
 )
 
 

@@ -18,8 +18,8 @@ fine-tunes each base with the offline course recipe (``asr_helpers.training.fine
 ``python -m asr_helpers train`` does, on ``--threads`` CPU threads) and measures again. Prints a
 table and writes ``<out>/domain_shift.json``, which the checkpoint's card quotes::
 
-    python benchmarks/domain_shift.py --previous 66a514a    # two fine-tunes: about 10 minutes on 2 cores
-    python benchmarks/domain_shift.py --base old=REV:66a514a --base new=PATH:/some/course-base --natural --name natural_voices
+    python benchmarks/domain_shift.py --natural    # the espeak-ng-only course-base of 379b9f6 and the shipped one: about 15 minutes on 2 cores
+    python benchmarks/domain_shift.py --base old=REV:379b9f6 --base new=PATH:/some/course-base --natural --name natural_voices
 
 Word error rates of a fine-tuned model move by about 0.01-0.02 with the thread count (floating-point
 reduction order), so a rerun lands near, not on, these numbers.
@@ -196,7 +196,7 @@ def print_table(results: dict[str, dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--previous", default="66a514a", help="git revision whose course-base to compare with")
+    parser.add_argument("--previous", default="379b9f6", help="git revision whose course-base to compare with")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (a classroom laptop has 2)")
     parser.add_argument(
         "--base", action="append", metavar="LABEL=REV:rev|PATH:folder",

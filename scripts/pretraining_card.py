@@ -173,8 +173,8 @@ def write_card(out: Path, report: dict) -> None:
     )
     stages = report["stages"]
     earlier_data = (
-        " The table describes the last run's corpus; each earlier run used its own seed's corpus,"
-        " made the same way with the same sizes."
+        " The table describes the last run's corpus; each earlier run used the corpus of its own seed,"
+        " made the same way, of the sizes its command under Reproduce gives (`--n-train`, `--n-heldout`)."
         if len(stages) > 1
         else ""
     )
