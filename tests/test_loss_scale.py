@@ -6,8 +6,8 @@ divides its loss by the label tokens of the whole batch: with two processes it d
 and the gradient (a step-0 evaluation loss of 1.944 against 0.975 alone), and with two
 accumulation steps it added the two micro-batch means instead of averaging them. Each run here
 starts from the same weights and trains its first step on the same examples
-(``tests/first_step.py``), so the numbers must agree to float rounding; 1 % leaves room for that
-and none for a factor of 2.
+(``tests/first_step.py``), so the first step's loss and gradient must agree to float rounding; 1 %
+leaves room for that and none for a factor of 2 (the evaluation loss: 3 %, for the reason below).
 """
 
 from __future__ import annotations
@@ -50,11 +50,14 @@ def test_two_processes_log_the_loss_and_gradient_of_one(one_process, tmp_path):
     assert "data parallel: 2 processes x 4 examples = effective batch 8" in result.stdout
     two = _numbers(json.loads((tmp_path / "log.json").read_text()))
     assert set(two) == set(one_process) == {"eval_loss", "eval_wer", "loss", "grad_norm"}
-    # the evaluation loss differs a little (0.969 against 0.975): 120 examples do not split into
-    # whole batches of 16 per process, so the second process's last batch is completed with examples
-    # from the start of the split, and the loss is averaged per batch before the repeats are dropped
-    for key in two:
-        assert two[key] == pytest.approx(one_process[key], rel=0.01), (key, one_process, two)
+    assert two["loss"] == pytest.approx(one_process["loss"], rel=0.01), (one_process, two)
+    assert two["grad_norm"] == pytest.approx(one_process["grad_norm"], rel=0.01), (one_process, two)
+    # the evaluation loss differs by more (1.015 against 1.034 for the shipped course-base; 0.969 against
+    # 0.975 for the one of 379b9f6): 120 examples do not split into whole batches of 16 per process, so
+    # the second process's last batch is completed with examples from the start of the split, and the
+    # loss is averaged per batch before the repeats are dropped. How much that moves it depends on the
+    # repeated examples' losses; a factor of 2 is still far outside 3 %
+    assert two["eval_loss"] == pytest.approx(one_process["eval_loss"], rel=0.03), (one_process, two)
     # the lengths travel with the labels, gathered in the same order: the WER is the same number
     assert two["eval_wer"] == pytest.approx(one_process["eval_wer"], abs=1e-9)
     assert 0.5 < one_process["eval_loss"] < 2 and one_process["grad_norm"] > 0.1  # a real loss, not a zero
