@@ -273,8 +273,8 @@ def test_browser_upload_shows_transcript_and_word_times(chromium, page_url, cour
 def test_browser_microphone_recording_is_transcribed(chromium, page_url, course_base_words):
     """Chromium's fake microphone plays the WAV once (silence around it); the page records it through the
     browser's capture (with its gain control), at 44.1 kHz, peak-normalised, and transcribes it nearly as it
-    transcribes the file itself: "WALK MIECOUNT BALIN" against "WHAT'S MY ACCOUNT BALINC" (CER 0.375; 0.19 with
-    the espeak-ng-only course-base of 379b9f6, which knew this telephone-band voice better). Silence would be 1.0."""
+    transcribes the file itself: "WALK MIECOUNT BALIN" against "WHAT'S MY ACCOUNT BALINC" (CER 0.375; the
+    espeak-ng-only course-base of 379b9f6 got 0.19). Silence would be 1.0."""
     page = open_page(chromium, page_url)
     page.get_by_label("Record audio").click()
     page.locator("button.record-button").click()
