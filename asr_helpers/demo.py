@@ -30,7 +30,7 @@ from asr_helpers.data import CORPUS_DIR, UNSEEN_DIR
 from asr_helpers.decoding import Word
 from asr_helpers.inference import CHUNK_LENGTH_S, load_trained, transcribe, windows
 from asr_helpers.plots import plot_words
-from asr_helpers.preprocessing import COURSE_CHECKPOINT
+from asr_helpers.preprocessing import COURSE_BASE_VOICES, COURSE_CHECKPOINT
 
 MAX_SECONDS = 600.0
 """Longer recordings are refused: past ten minutes a demo is the wrong tool (``transcribe`` takes any length)."""
@@ -49,7 +49,7 @@ FIGURE_SECONDS = 60.0
 
 COURSE_BASE_LIMITS = (
     "Like every course-base model (the offline course's architecture, 3.5 M parameters), it has only heard "
-    "**synthetic voices** (espeak-ng's, and flite and festival voices made from recordings of a few speakers), and "
+    f"**synthetic voices** ({COURSE_BASE_VOICES}), and "
     "the course fine-tunes it on bank requests in the **telephone band** "
     "(8 kHz). It transcribes speech like the examples below; **real voices, yours included, will mostly fail**."
 )

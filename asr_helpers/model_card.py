@@ -24,6 +24,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from asr_helpers.data import CORPUS_DIR, load_unseen_set
 from asr_helpers.inference import load_trained, transcribe
 from asr_helpers.metrics import character_error_rate, word_error_rate, word_error_rates_by
+from asr_helpers.preprocessing import COURSE_BASE_VOICES
 from asr_helpers.text import normalize_text
 
 COURSE_TAG = "wav2vec2-ctc-course"
@@ -61,8 +62,8 @@ COURSE_CORPUS = TrainingData(
           "saved as 8 kHz FLAC through a telephone band; {train} utterances for training and {test} for "
           "the scores below, whose voices and sentences training did not hear. Before it, `course-base` "
           "(shipped with the course, not on the Hub) was pre-trained on synthetic speech only.",
-    limits="It has heard synthetic voices only (espeak-ng's, and flite and festival voices made from "
-           "recordings of a few speakers), fine-tuned on the 8 kHz telephone band: real voices (yours, an "
+    limits=f"It has heard synthetic voices only ({COURSE_BASE_VOICES}), fine-tuned on the 8 kHz telephone "
+           "band: real voices (yours, an "
            "accent, a noisy room, two speakers) are a larger shift than anything measured here, and "
            "wideband recordings (a laptop's microphone, 16-48 kHz) lie outside its fine-tuning data.",
 )

@@ -20,6 +20,8 @@ from asr_helpers.text import normalize_text
 
 HUB_CHECKPOINT = "facebook/wav2vec2-base"
 COURSE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "course-base"
+COURSE_BASE_VOICES = "espeak-ng's, and flite and festival voices made from recordings of a few speakers"
+"""The voices `course-base` heard in pre-training (its card lists them): the model card and the demo page say it."""
 PAD, UNK, WORD_DELIMITER = "<pad>", "<unk>", "|"
 
 
