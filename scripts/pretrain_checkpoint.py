@@ -93,6 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="espeak-ng: espeak-ng only (the first runs); natural: espeak-ng, flite and festival voices of real speakers, "
         "each warped, sped up or slowed down (scripts/pretraining_data/natural_voices.json, scripts/speakers.py)",
     )
+    parser.add_argument(
+        "--espeak-share", type=float, default=pretrain.ESPEAK_SHARE,
+        help="with --voices natural: espeak-ng's share of the rows, flite and festival share the rest in the table's ratio",
+    )
     parser.add_argument("--max-steps", type=int, default=11_000, help="optimizer steps (defines the schedule)")
     parser.add_argument(
         "--minutes", type=float, default=0.0,
@@ -353,6 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"device {device}, torch {torch.__version__}, {os.cpu_count()} CPUs")
 
     voices = "" if args.voices == pretrain.ESPEAK else f"-{args.voices}"
+    if args.voices != pretrain.ESPEAK and args.espeak_share != pretrain.ESPEAK_SHARE:
+        voices += f"-espeak{args.espeak_share:g}"
     corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-{args.channels}{voices}-seed{args.seed}-{args.n_train}-{args.n_heldout}"
     metadata = corpus_dir / "metadata.csv"
     t0 = time.perf_counter()
@@ -363,6 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
         metadata = pretrain.generate_pretraining_corpus(
             corpus_dir, seed=args.seed, n_train=args.n_train, n_heldout=args.n_heldout,
             workers=args.workers, progress=False, channels=args.channels, voices=args.voices,
+            espeak_share=args.espeak_share,
         )
     synth_s = time.perf_counter() - t0
     rows = read_rows(metadata)

@@ -68,6 +68,12 @@ def recorded(split: dict) -> str:
     return f" + {count} flite and festival voices" if count else ""
 
 
+def espeak_share_arg(args: dict) -> str:
+    """The corpus call's ``espeak_share`` argument, when the run set one other than the table's."""
+    share = args.get("espeak_share", pretrain.ESPEAK_SHARE)
+    return f", espeak_share={share:g}" if args.get("voices") == "natural" and share != pretrain.ESPEAK_SHARE else ""
+
+
 def natural_voices_text(data: dict, voices: str) -> str:
     """The card's words for the flite and festival voices of a ``--voices natural`` corpus, and their speakers."""
     if voices == pretrain.ESPEAK:
@@ -222,7 +228,7 @@ attention mask (the processor in this folder does all that). {report['parameters
 
 ## Data
 
-Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}", voices="{a.get('voices', pretrain.ESPEAK)}")` of `scripts/pretraining_corpus.py` with espeak-ng
+Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}", voices="{a.get('voices', pretrain.ESPEAK)}"{espeak_share_arg(a)})` of `scripts/pretraining_corpus.py` with espeak-ng
 ({report['espeak']}){', flite 2.2 and festival 2.5 (Debian)' if a.get('voices', pretrain.ESPEAK) != pretrain.ESPEAK else ''}; nothing of it ships, the seed regenerates it.{earlier_data}
 
 | split | utterances | hours | distinct sentences | distinct words | voices |

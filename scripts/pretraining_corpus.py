@@ -57,6 +57,7 @@ VARIANTS: dict[str, tuple[str, ...]] = _VOICES["variants"]  # split -> espeak-ng
 EXCLUDED_VARIANTS: tuple[str, ...] = _VOICES["excluded"]  # never spoken, in either corpus's train split
 NATURAL = synth.read_tables(DATA_DIR / "natural_voices.json")
 ESPEAK = "espeak-ng"
+ESPEAK_SHARE: float = NATURAL["shares"][ESPEAK]  # the table's share, which runs 8-15 heard
 
 
 @cache
@@ -230,8 +231,27 @@ class PretrainUtterance(synth.Utterance):
         }
 
 
-def natural_voice(utterance: PretrainUtterance, seed: int, index: int, voices: str) -> PretrainUtterance:
-    """The row's engine (``voices`` "natural": :data:`NATURAL`'s shares), voice, pitch and speaker.
+def engine_shares(espeak_share: float) -> dict[str, float]:
+    """Each engine's share of the rows: espeak-ng ``espeak_share``, flite and festival the rest in the table's ratio.
+
+    The unseen set and the course test split are espeak-ng voices, so a run may give espeak-ng more rows
+    than :data:`NATURAL`'s table does without changing which recorded voices the others hear.
+    """
+    if not 0.0 < espeak_share < 1.0:
+        raise ValueError(f"espeak-ng share {espeak_share}: must be between 0 and 1 (the table's is {ESPEAK_SHARE})")
+    if espeak_share == ESPEAK_SHARE:
+        return dict(NATURAL["shares"])
+    rest = 1.0 - ESPEAK_SHARE
+    return {
+        engine: espeak_share if engine == ESPEAK else share * (1.0 - espeak_share) / rest
+        for engine, share in NATURAL["shares"].items()
+    }
+
+
+def natural_voice(
+    utterance: PretrainUtterance, seed: int, index: int, voices: str, espeak_share: float
+) -> PretrainUtterance:
+    """The row's engine (``voices`` "natural": :func:`engine_shares`), voice, pitch and speaker.
 
     A voice's ``voice_weights`` entry (1 if absent) sets its share among its engine's voices: ked, the
     trained speaker nearest the held-out kal, keeps its share when more voices join its engine.
@@ -242,7 +262,8 @@ def natural_voice(utterance: PretrainUtterance, seed: int, index: int, voices: s
     if voices == ESPEAK:
         return utterance
     rng = random.Random(f"{seed}-pretrain-{utterance.split}-{index}-engine")
-    engine = rng.choices(tuple(NATURAL["shares"]), weights=tuple(NATURAL["shares"].values()))[0]
+    shares = engine_shares(espeak_share)
+    engine = rng.choices(tuple(shares), weights=tuple(shares.values()))[0]
     if engine == ESPEAK:
         return utterance
     voices_of_split = NATURAL["voices"][engine][utterance.split]
@@ -253,13 +274,14 @@ def natural_voice(utterance: PretrainUtterance, seed: int, index: int, voices: s
 
 
 def plan_pretraining(
-    seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, channels: str = "telephone", voices: str = ESPEAK
+    seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, channels: str = "telephone", voices: str = ESPEAK,
+    espeak_share: float = ESPEAK_SHARE,
 ) -> list[PretrainUtterance]:
     """The pre-training corpus as a list of utterances, before any audio exists.
 
     Each row's voice, speed, pitch, level and channel (:data:`CHANNELS`) come from a generator
     seeded with (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are;
-    ``voices`` "natural" hands some rows to flite and festival (:func:`natural_voice`).
+    ``voices`` "natural" hands ``1 - espeak_share`` of the rows to flite and festival (:func:`natural_voice`).
     """
     plan = []
     for split, n in zip(SPLITS, (n_train, n_heldout)):
@@ -270,7 +292,7 @@ def plan_pretraining(
                 file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
                 speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=CHANNELS[channels](rng),
             )
-            plan.append(natural_voice(utterance, seed, index, voices))
+            plan.append(natural_voice(utterance, seed, index, voices, espeak_share))
     return plan
 
 
@@ -287,7 +309,7 @@ def require_engines(voices: str) -> None:
 
 def generate_pretraining_corpus(
     out_dir: Path, seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, workers: int | None = None,
-    progress: bool = True, channels: str = "telephone", voices: str = ESPEAK,
+    progress: bool = True, channels: str = "telephone", voices: str = ESPEAK, espeak_share: float = ESPEAK_SHARE,
 ) -> Path:
     """Synthesise the pre-training corpus into ``out_dir`` and return its ``metadata.csv``.
 
@@ -297,6 +319,6 @@ def generate_pretraining_corpus(
     """
     require_engines(voices)
     return synth.write_corpus(
-        out_dir, plan_pretraining(seed, n_train, n_heldout, channels, voices), SPLITS, METADATA_COLUMNS,
+        out_dir, plan_pretraining(seed, n_train, n_heldout, channels, voices, espeak_share), SPLITS, METADATA_COLUMNS,
         workers=workers, progress=progress, desc="synth-pretrain",
     )

@@ -246,6 +246,21 @@ def test_a_voice_weight_sets_its_share_among_its_engines_voices() -> None:
     assert 2.4 < festival["ked_diphone"] / (sum(others) / len(others)) < 3.6
 
 
+def test_an_espeak_share_gives_espeak_ng_more_rows_and_keeps_the_others_ratio() -> None:
+    """--espeak-share 0.75: three rows in four are espeak-ng, flite and festival keep 1:2 between them; every row
+    that is espeak-ng in the table's plan stays espeak-ng and unchanged; a share outside (0, 1) is refused."""
+    assert pretrain.engine_shares(pretrain.ESPEAK_SHARE) == pretrain.NATURAL["shares"] == {"espeak-ng": 0.55, "flite": 0.15, "festival": 0.3}
+    shares = pretrain.engine_shares(0.75)
+    assert shares == pytest.approx({"espeak-ng": 0.75, "flite": 0.25 / 3, "festival": 0.5 / 3})
+    table, more = pretrain.plan_pretraining(0, 3000, 0, "mixed", "natural"), pretrain.plan_pretraining(0, 3000, 0, "mixed", "natural", 0.75)
+    counts = collections.Counter(u.engine for u in more)
+    assert 0.72 < counts["espeak-ng"] / len(more) < 0.78 and 1.6 < counts["festival"] / counts["flite"] < 2.4
+    assert all(m == t for t, m in zip(table, more) if t.engine == "espeak-ng")
+    for share in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=rf"espeak-ng share {share}: must be between 0 and 1 \(the table's is 0.55\)"):
+            pretrain.engine_shares(share)
+
+
 def test_a_missing_hts_voice_is_named_with_how_to_make_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(synth.HTS_VOICES_ENV, str(tmp_path))
     with pytest.raises(RuntimeError, match=r"nitech_us_bdl_arctic_hts not found .*scripts/hts_voices.py --out DIR"):
