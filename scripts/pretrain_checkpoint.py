@@ -97,6 +97,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--espeak-share", type=float, default=pretrain.ESPEAK_SHARE,
         help="with --voices natural: espeak-ng's share of the rows, flite and festival share the rest in the table's ratio",
     )
+    parser.add_argument(
+        "--wideband-share", type=float, default=pretrain.WIDEBAND_SHARE,
+        help="with --channels mixed: the share of wideband rows, the others are telephone band",
+    )
     parser.add_argument("--max-steps", type=int, default=11_000, help="optimizer steps (defines the schedule)")
     parser.add_argument(
         "--minutes", type=float, default=0.0,
@@ -359,6 +363,8 @@ def main(argv: list[str] | None = None) -> dict:
     voices = "" if args.voices == pretrain.ESPEAK else f"-{args.voices}"
     if args.voices != pretrain.ESPEAK and args.espeak_share != pretrain.ESPEAK_SHARE:
         voices += f"-espeak{args.espeak_share:g}"
+    if args.wideband_share != pretrain.WIDEBAND_SHARE:
+        voices += f"-wideband{args.wideband_share:g}"
     corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-{args.channels}{voices}-seed{args.seed}-{args.n_train}-{args.n_heldout}"
     metadata = corpus_dir / "metadata.csv"
     t0 = time.perf_counter()
@@ -369,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         metadata = pretrain.generate_pretraining_corpus(
             corpus_dir, seed=args.seed, n_train=args.n_train, n_heldout=args.n_heldout,
             workers=args.workers, progress=False, channels=args.channels, voices=args.voices,
-            espeak_share=args.espeak_share,
+            espeak_share=args.espeak_share, wideband_share=args.wideband_share,
         )
     synth_s = time.perf_counter() - t0
     rows = read_rows(metadata)

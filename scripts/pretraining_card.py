@@ -16,8 +16,8 @@ import speakers
 from asr_helpers import synth
 
 
-def channel_text(channels: str) -> str:
-    """The card's words for a corpus's channel (``--channels``), with the ranges it was drawn from."""
+def channel_text(channels: str, wideband_share: float = pretrain.WIDEBAND_SHARE) -> str:
+    """The card's words for a corpus's channel (``--channels``, ``--wideband-share``), with the ranges it was drawn from."""
     if channels == "telephone":
         return (
             f"white noise at {pretrain.SNR_DB[0]:.0f}-{pretrain.SNR_DB[1]:.0f} dB SNR and a telephone band-pass (low edge"
@@ -26,7 +26,7 @@ def channel_text(channels: str) -> str:
         )
     m = pretrain.MIXED
     return (
-        f"`--channels mixed` (`scripts/pretraining_data/channels.json`): {m['wideband_share']:.0%} of the rows wideband"
+        f"`--channels mixed` (`scripts/pretraining_data/channels.json`): {wideband_share:.0%} of the rows wideband"
         f" (a microphone's band, {m['wide_low_hz'][0]}-{m['wide_low_hz'][1]} Hz up to {m['wide_high_hz'][0]}-{m['wide_high_hz'][1]} Hz,"
         f" saved as 16 kHz FLAC), the others a telephone band ({pretrain.TELEPHONE_LOW_HZ[0]}-{pretrain.TELEPHONE_LOW_HZ[1]} Hz up to"
         f" {pretrain.TELEPHONE_HIGH_HZ[0]}-{pretrain.TELEPHONE_HIGH_HZ[1]} Hz, saved at 8 kHz); white, pink or brown noise at"
@@ -68,10 +68,11 @@ def recorded(split: dict) -> str:
     return f" + {count} flite and festival voices" if count else ""
 
 
-def espeak_share_arg(args: dict) -> str:
-    """The corpus call's ``espeak_share`` argument, when the run set one other than the table's."""
-    share = args.get("espeak_share", pretrain.ESPEAK_SHARE)
-    return f", espeak_share={share:g}" if args.get("voices") == "natural" and share != pretrain.ESPEAK_SHARE else ""
+def share_args(args: dict) -> str:
+    """The corpus call's ``espeak_share`` and ``wideband_share`` arguments, where the run set one other than the table's."""
+    share, wide = args.get("espeak_share", pretrain.ESPEAK_SHARE), args.get("wideband_share", pretrain.WIDEBAND_SHARE)
+    espeak = f", espeak_share={share:g}" if args.get("voices") == "natural" and share != pretrain.ESPEAK_SHARE else ""
+    return espeak + (f", wideband_share={wide:g}" if wide != pretrain.WIDEBAND_SHARE else "")
 
 
 def natural_voices_text(data: dict, voices: str) -> str:
@@ -228,7 +229,7 @@ attention mask (the processor in this folder does all that). {report['parameters
 
 ## Data
 
-Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}", voices="{a.get('voices', pretrain.ESPEAK)}"{espeak_share_arg(a)})` of `scripts/pretraining_corpus.py` with espeak-ng
+Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channels', 'telephone')}", voices="{a.get('voices', pretrain.ESPEAK)}"{share_args(a)})` of `scripts/pretraining_corpus.py` with espeak-ng
 ({report['espeak']}){', flite 2.2 and festival 2.5 (Debian)' if a.get('voices', pretrain.ESPEAK) != pretrain.ESPEAK else ''}; nothing of it ships, the seed regenerates it.{earlier_data}
 
 | split | utterances | hours | distinct sentences | distinct words | voices |
@@ -246,7 +247,7 @@ Made by `generate_pretraining_corpus(seed={a['seed']}, channels="{a.get('channel
   "train" variants of `scripts/pretraining_data/voices.json`. Never heard in training: the course test variants
   ({', '.join(synth.VARIANTS['test'])}), on which the course measures fine-tuning, and the held-out
   variants {', '.join(pretrain.VARIANTS['heldout'])}. Whispered, robotic and heavy-echo variants are not used.
-- **Channel**: speed {pretrain.SPEED_WPM[0]}-{pretrain.SPEED_WPM[1]} words/min, pitch {pretrain.PITCH[0]}-{pretrain.PITCH[1]}, level {pretrain.AMPLITUDE[0]}-{pretrain.AMPLITUDE[1]}; then {channel_text(a.get('channels', 'telephone'))}{channel_history(stages)}{natural_voices_text(d, a.get('voices', pretrain.ESPEAK))}
+- **Channel**: speed {pretrain.SPEED_WPM[0]}-{pretrain.SPEED_WPM[1]} words/min, pitch {pretrain.PITCH[0]}-{pretrain.PITCH[1]}, level {pretrain.AMPLITUDE[0]}-{pretrain.AMPLITUDE[1]}; then {channel_text(a.get('channels', 'telephone'), a.get('wideband_share', pretrain.WIDEBAND_SHARE))}{channel_history(stages)}{natural_voices_text(d, a.get('voices', pretrain.ESPEAK))}
 
 ## Training
 

@@ -14,7 +14,9 @@ too: the checkpoint's card reports its error rates on them, and the unseen set
 (``unseen_set.py``) is spoken by them.
 
 The grammar, the voice lists and the mixed channels' ranges are data, in ``pretraining_data/``;
-the everyday lexicon of the word lists is ``scripts/pretraining_data/words.txt``.
+the everyday lexicon of the word lists is ``scripts/pretraining_data/words.txt``. A run may move two
+shares of those tables, espeak-ng's share of the rows (``espeak_share``) and the wideband share
+(``wideband_share``), without changing any row the move does not touch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import shutil
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,7 @@ EXCLUDED_VARIANTS: tuple[str, ...] = _VOICES["excluded"]  # never spoken, in eit
 NATURAL = synth.read_tables(DATA_DIR / "natural_voices.json")
 ESPEAK = "espeak-ng"
 ESPEAK_SHARE: float = NATURAL["shares"][ESPEAK]  # the table's share, which runs 8-15 heard
+WIDEBAND_SHARE: float = MIXED["wideband_share"]  # the table's share, which runs 3-15 heard
 
 
 @cache
@@ -166,13 +169,16 @@ def draw_telephone(rng: random.Random) -> Channel:
     )
 
 
-def draw_mixed(rng: random.Random) -> Channel:
+def draw_mixed(rng: random.Random, wideband_share: float = WIDEBAND_SHARE) -> Channel:
     """Any channel a learner's recording may have come through (the ranges are MIXED's).
+
+    ``wideband_share`` of the rows are wideband, the others telephone band; a row draws the same
+    numbers whatever the share, so only the rows the threshold moves change.
 
     Wideband rows are kept at 16 kHz, the model's rate: a file at 22-48 kHz reaches the model
     resampled to 16 kHz, so what its microphone adds above 8 kHz is never heard anyway.
     """
-    if rng.random() < MIXED["wideband_share"]:
+    if rng.random() < wideband_share:
         rate, band_hz = WIDEBAND_RATE, (rng.randint(*MIXED["wide_low_hz"]), rng.randint(*MIXED["wide_high_hz"]))
     else:
         rate, band_hz = TELEPHONE_RATE, (rng.randint(*TELEPHONE_LOW_HZ), rng.randint(*TELEPHONE_HIGH_HZ))
@@ -275,7 +281,7 @@ def natural_voice(
 
 def plan_pretraining(
     seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, channels: str = "telephone", voices: str = ESPEAK,
-    espeak_share: float = ESPEAK_SHARE,
+    espeak_share: float = ESPEAK_SHARE, wideband_share: float = WIDEBAND_SHARE,
 ) -> list[PretrainUtterance]:
     """The pre-training corpus as a list of utterances, before any audio exists.
 
@@ -283,6 +289,9 @@ def plan_pretraining(
     seeded with (seed, split, index), so a row is the same whatever ``n_train`` and ``n_heldout`` are;
     ``voices`` "natural" hands ``1 - espeak_share`` of the rows to flite and festival (:func:`natural_voice`).
     """
+    if channels != "mixed" and wideband_share != WIDEBAND_SHARE:
+        raise ValueError(f"a wideband share ({wideband_share}) is a share of --channels mixed, not of {channels}")
+    draw_channel = partial(draw_mixed, wideband_share=wideband_share) if channels == "mixed" else CHANNELS[channels]
     plan = []
     for split, n in zip(SPLITS, (n_train, n_heldout)):
         for index, text in enumerate(pretraining_sentences(seed, split, n)):
@@ -290,7 +299,7 @@ def plan_pretraining(
             voice, speed, pitch = synth.draw_voice(rng, VARIANTS[split], SPEED_WPM, PITCH)
             utterance = PretrainUtterance(
                 file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
-                speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=CHANNELS[channels](rng),
+                speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=draw_channel(rng),
             )
             plan.append(natural_voice(utterance, seed, index, voices, espeak_share))
     return plan
@@ -310,6 +319,7 @@ def require_engines(voices: str) -> None:
 def generate_pretraining_corpus(
     out_dir: Path, seed: int = 0, n_train: int = 12_000, n_heldout: int = 400, workers: int | None = None,
     progress: bool = True, channels: str = "telephone", voices: str = ESPEAK, espeak_share: float = ESPEAK_SHARE,
+    wideband_share: float = WIDEBAND_SHARE,
 ) -> Path:
     """Synthesise the pre-training corpus into ``out_dir`` and return its ``metadata.csv``.
 
@@ -319,6 +329,7 @@ def generate_pretraining_corpus(
     """
     require_engines(voices)
     return synth.write_corpus(
-        out_dir, plan_pretraining(seed, n_train, n_heldout, channels, voices, espeak_share), SPLITS, METADATA_COLUMNS,
+        out_dir, plan_pretraining(seed, n_train, n_heldout, channels, voices, espeak_share, wideband_share),
+        SPLITS, METADATA_COLUMNS,
         workers=workers, progress=progress, desc="synth-pretrain",
     )

@@ -246,6 +246,17 @@ def test_a_voice_weight_sets_its_share_among_its_engines_voices() -> None:
     assert 2.4 < festival["ked_diphone"] / (sum(others) / len(others)) < 3.6
 
 
+def test_a_wideband_share_moves_rows_to_the_telephone_band_and_keeps_the_rest() -> None:
+    """--wideband-share 0.3: about 30 % of the rows wideband; a row wideband at 0.3 is the same row at the table's 0.55,
+    a telephone row at 0.55 is the same at 0.3; a share for --channels telephone is refused."""
+    table, fewer = pretrain.plan_pretraining(0, 2000, 0, "mixed"), pretrain.plan_pretraining(0, 2000, 0, "mixed", wideband_share=0.3)
+    assert 0.26 < sum(u.channel.rate == 16_000 for u in fewer) / len(fewer) < 0.34
+    assert all(t == f for t, f in zip(table, fewer) if f.channel.rate == 16_000 or t.channel.rate == 8_000)
+    assert sum(t != f for t, f in zip(table, fewer)) > 300
+    with pytest.raises(ValueError, match=r"a wideband share \(0.3\) is a share of --channels mixed, not of telephone"):
+        pretrain.plan_pretraining(0, 10, 0, "telephone", wideband_share=0.3)
+
+
 def test_an_espeak_share_gives_espeak_ng_more_rows_and_keeps_the_others_ratio() -> None:
     """--espeak-share 0.75: three rows in four are espeak-ng, flite and festival keep 1:2 between them; every row
     that is espeak-ng in the table's plan stays espeak-ng and unchanged; a share outside (0, 1) is refused."""
@@ -494,6 +505,19 @@ def test_shipped_card_is_what_its_training_log_writes(tmp_path: Path) -> None:
 
     pretraining_card.write_card(tmp_path, pretraining_card.saved_report(CHECKPOINT))
     assert (tmp_path / "README.md").read_text() == (CHECKPOINT / "README.md").read_text()
+
+
+def test_the_card_names_the_shares_a_run_set() -> None:
+    """A run with --espeak-share or --wideband-share: the card's corpus call passes them and its channel line gives
+    the run's wideband share; the table's shares (the shipped runs') add nothing."""
+    import pretraining_card
+
+    args = {"voices": "natural", "channels": "mixed", "espeak_share": 0.75, "wideband_share": 0.3}
+    assert pretraining_card.share_args(args) == ", espeak_share=0.75, wideband_share=0.3"
+    assert pretraining_card.share_args({"voices": "natural", "espeak_share": 0.55, "wideband_share": 0.55}) == ""
+    assert pretraining_card.channel_text("mixed", 0.3).startswith(
+        "`--channels mixed` (`scripts/pretraining_data/channels.json`): 30% of the rows wideband"
+    )
 
 
 def test_the_shipped_checkpoint_is_natural_voices_run_15() -> None:
