@@ -126,7 +126,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-course-eval", action="store_true", help="skip the zero-shot course test evaluation")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.minutes and args.warmup_steps < CALIBRATION_STEPS[1]:
+        # Steps after the warm-up follow the cosine of --max-steps: timed there, the run would decay on one
+        # schedule until --minutes fixed the other, and the card's --max-steps command would not repeat it.
+        parser.error(
+            f"--minutes times steps {CALIBRATION_STEPS[0]}-{CALIBRATION_STEPS[1]}, which must lie inside the warm-up:"
+            f" give --warmup-steps {CALIBRATION_STEPS[1]} or more (or --max-steps instead of --minutes)"
+        )
+    return args
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -439,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict:
             t_calibration = elapsed
         if args.minutes and step == CALIBRATION_STEPS[1]:
             # The schedule must end when the time does, so the run's length is fixed once, from the
-            # measured speed, before the decay starts; --max-steps of the card reproduces it exactly.
+            # measured speed, inside the warm-up (parse_args): --max-steps of the card repeats its schedule.
             # The first steps are left out of the timing: each new batch shape plans its kernels then.
             rate = (CALIBRATION_STEPS[1] - CALIBRATION_STEPS[0]) / (elapsed - t_calibration)
             fits = int(step + (args.minutes * 60 - elapsed) * rate * SPEED_MARGIN)

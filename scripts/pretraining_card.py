@@ -186,6 +186,8 @@ def write_card(out: Path, report: dict) -> None:
         else ""
     )
     reproduce = "\n".join(stage["reproduce"] for stage in stages)
+    notes = "".join(f"- Run {i}: {stage['note']}\n" for i, stage in enumerate(stages, 1) if "note" in stage)
+    differences = f"\nWhere a run differs from its command above:\n\n{notes}" if notes else ""
     stages_text = ""
     if len(stages) > 1:
         rows = "\n".join(
@@ -284,7 +286,7 @@ processor = Wav2Vec2Processor.from_pretrained("asr_helpers/checkpoints/course-ba
 {stages_text}```bash
 {reproduce}
 ```
-
+{differences}
 (The last run was `{report['command']}`; `--minutes` fixed the number of steps from the speed of its first steps.)
 
 The seed fixes the corpus, the initialisation and the batch order; GPU kernels are not bit-exact,

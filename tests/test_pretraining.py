@@ -507,6 +507,20 @@ def test_shipped_card_is_what_its_training_log_writes(tmp_path: Path) -> None:
     assert (tmp_path / "README.md").read_text() == (CHECKPOINT / "README.md").read_text()
 
 
+def test_minutes_needs_its_timed_steps_inside_the_warm_up() -> None:
+    """--minutes fixes --max-steps at step 400; after a shorter warm-up the cosine of the first --max-steps has already
+    begun, so the card's --max-steps command would not repeat the run: refused, naming the fix."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", "/nonexistent", "--minutes", "5", "--warmup-steps", "200"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "--minutes times steps 200-400, which must lie inside the warm-up: give --warmup-steps 400 or more"
+        " (or --max-steps instead of --minutes)"
+    )
+
+
 def test_the_card_names_the_shares_a_run_set() -> None:
     """A run with --espeak-share or --wideband-share: the card's corpus call passes them and its channel line gives
     the run's wideband share; the table's shares (the shipped runs') add nothing."""
