@@ -168,6 +168,12 @@ def saved_report(checkpoint: Path) -> dict:
     return report
 
 
+def last_run_text(command: str) -> str:
+    """The card's line on the last run's own command, and on what ``--minutes`` did if it set the steps."""
+    minutes = "; `--minutes` fixed the number of steps from the speed of its first steps" if "--minutes" in command else ""
+    return f"(The last run was `{command}`{minutes}.)"
+
+
 def write_card(out: Path, report: dict) -> None:
     c, a, t, d = report["config"], report["args"], report["train"], report["data"]
     train, held = d["train"], d["heldout"]
@@ -287,7 +293,7 @@ processor = Wav2Vec2Processor.from_pretrained("asr_helpers/checkpoints/course-ba
 {reproduce}
 ```
 {differences}
-(The last run was `{report['command']}`; `--minutes` fixed the number of steps from the speed of its first steps.)
+{last_run_text(report['command'])}
 
 The seed fixes the corpus, the initialisation and the batch order; GPU kernels are not bit-exact,
 so a rerun lands near, not exactly on, these numbers. `training_log.json` holds the loss and

@@ -521,14 +521,21 @@ def test_minutes_needs_its_timed_steps_inside_the_warm_up() -> None:
     )
 
 
-def test_the_card_names_the_shares_a_run_set() -> None:
+def test_the_card_names_the_shares_a_run_set_and_what_minutes_did() -> None:
     """A run with --espeak-share or --wideband-share: the card's corpus call passes them and its channel line gives
-    the run's wideband share; the table's shares (the shipped runs') add nothing."""
+    the run's wideband share; the table's shares (the shipped runs') add nothing. The line on the last run's command
+    says --minutes set its steps only if it did."""
     import pretraining_card
 
     args = {"voices": "natural", "channels": "mixed", "espeak_share": 0.75, "wideband_share": 0.3}
     assert pretraining_card.share_args(args) == ", espeak_share=0.75, wideband_share=0.3"
     assert pretraining_card.share_args({"voices": "natural", "espeak_share": 0.55, "wideband_share": 0.55}) == ""
+    assert pretraining_card.last_run_text("python scripts/pretrain_checkpoint.py --max-steps 410") == (
+        "(The last run was `python scripts/pretrain_checkpoint.py --max-steps 410`.)"
+    )
+    assert pretraining_card.last_run_text("python x.py --minutes 3.9").endswith(
+        "`--minutes` fixed the number of steps from the speed of its first steps.)"
+    )
     assert pretraining_card.channel_text("mixed", 0.3).startswith(
         "`--channels mixed` (`scripts/pretraining_data/channels.json`): 30% of the rows wideband"
     )
