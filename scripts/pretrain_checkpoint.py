@@ -17,8 +17,8 @@ of words. This script does the whole job, from nothing but the repository and a 
 5. write the checkpoint (safetensors, processor, training_log.json) and its model card README.md
    (``pretraining_card.py`` beside this file).
 
-Reproduce the shipped checkpoint with the commands its card lists under "Reproduce": nine runs
-of 3.5-8 minutes on one H200 GPU with 16 CPU cores and two of about 70 minutes on 2 CPU cores, each
+Reproduce the shipped checkpoint with the commands its card lists under "Reproduce": ten runs
+of 3.5-8 minutes on one H200 GPU with 16 CPU cores and three of 28-75 minutes on 2 CPU cores, each
 starting from the previous one's weights (``--init-from``) on a corpus of another seed. ``--minutes`` fits a
 run into a time budget (the speed of the first steps sets ``--max-steps``); the card records the
 step count it settled on, so the listed commands repeat the run without it. Rewrite the card from

@@ -477,7 +477,8 @@ def test_model_card_reports_the_run() -> None:
         assert heading in card
     assert "python scripts/pretrain_checkpoint.py" in card and "--seed 0" in card
     log = json.loads((CHECKPOINT / "training_log.json").read_text())
-    assert log["heldout"]["wer"] < 0.55 and log["course_test_zero_shot"]["wer"] < 0.5
+    # zero-shot on the course test split: domain_shift.py's "base" row (the last run, on CPU, skipped its own)
+    assert log["heldout"]["wer"] < 0.55 and log["domain_shift"]["results"]["shipped"]["base"]["none"]["course_test"] < 0.5
     assert "--channels mixed" in card and "wideband" in card
     # the last run holds out whole speakers of every engine; the card gives each its own row
     for voice, rates in log["heldout_by_voice"].items():
@@ -541,14 +542,14 @@ def test_the_card_names_the_shares_a_run_set_and_what_minutes_did() -> None:
     )
 
 
-def test_the_shipped_checkpoint_is_natural_voices_run_15() -> None:
-    """natural_voices.md calls the shipped checkpoint run 15: its measurement there and the card's
+def test_the_shipped_checkpoint_is_natural_voices_run_18() -> None:
+    """natural_voices.md calls the shipped checkpoint run 18: its measurement there and the card's
     (domain_shift.json's "shipped") are the same rates, before and after the course's fine-tune."""
     results = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "natural_voices.json").read_text())["results"]
     shipped = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "domain_shift.json").read_text())["results"]["shipped"]
     for stage in ("base", "fine_tuned"):
-        assert results["run 15"][stage] == shipped[stage]
-        assert results["run 15"]["natural"][stage] == shipped["natural"][stage]
+        assert results["run 18"][stage] == shipped[stage]
+        assert results["run 18"]["natural"][stage] == shipped["natural"][stage]
 
 
 def test_readme_quotes_the_natural_voice_measurements() -> None:
@@ -568,12 +569,12 @@ def test_readme_quotes_the_natural_voice_measurements() -> None:
         return f"{results[label]['fine_tuned']['none'][split]:.3f}"
 
     quoted = [f"WER {span('old', 'wer')}", f"CER {span('old', 'cer')}", span("new", "cer"), tuned("new", "course_test"), tuned("new", "unseen")]
-    for run in ("run 8", "run 9", "run 10", "run 11", "run 15"):
+    for run in ("run 8", "run 9", "run 10", "run 11", "run 15", "run 18"):
         quoted += [span(run, "cer"), tuned(run, "unseen")]
-    quoted += [tuned(run, "course_test") for run in ("run 8", "run 10", "run 11", "run 15")]
+    quoted += [tuned(run, "course_test") for run in ("run 8", "run 10", "run 11", "run 15", "run 18")]
     quoted += [tuned("old", "unseen")]
     bootstrap = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "wer_difference.json").read_text())["results"]["unseen"]
-    for run in ("run 8", "run 10", "run 11", "run 15"):
+    for run in ("run 8", "run 10", "run 11", "run 15", "run 18"):
         versus = bootstrap["against_old"][run]
         quoted += [f"{versus['difference']:+.3f} ", f"{versus['low']:.3f} to {versus['high']:+.3f}"]
     assert [figure for figure in quoted if figure not in paragraph] == []
