@@ -59,8 +59,8 @@ VARIANTS: dict[str, tuple[str, ...]] = _VOICES["variants"]  # split -> espeak-ng
 EXCLUDED_VARIANTS: tuple[str, ...] = _VOICES["excluded"]  # never spoken, in either corpus's train split
 NATURAL = synth.read_tables(DATA_DIR / "natural_voices.json")
 ESPEAK = "espeak-ng"
-ESPEAK_SHARE: float = NATURAL["shares"][ESPEAK]  # the table's share, which runs 8-15 heard
-WIDEBAND_SHARE: float = MIXED["wideband_share"]  # the table's share, which runs 3-15 heard
+ESPEAK_SHARE: float = NATURAL["shares"][ESPEAK]  # the table's share: the default of --espeak-share
+WIDEBAND_SHARE: float = MIXED["wideband_share"]  # the table's share: the default of --wideband-share
 
 
 @cache
