@@ -255,9 +255,9 @@ def engine_shares(espeak_share: float) -> dict[str, float]:
 
 
 def natural_voice(
-    utterance: PretrainUtterance, seed: int, index: int, voices: str, espeak_share: float
+    utterance: PretrainUtterance, seed: int, index: int, voices: str, shares: dict[str, float]
 ) -> PretrainUtterance:
-    """The row's engine (``voices`` "natural": :func:`engine_shares`), voice, pitch and speaker.
+    """The row's engine (``voices`` "natural": drawn by ``shares``, :func:`engine_shares`), voice, pitch and speaker.
 
     A voice's ``voice_weights`` entry (1 if absent) sets its share among its engine's voices: ked, the
     trained speaker nearest the held-out kal, keeps its share when more voices join its engine.
@@ -268,7 +268,6 @@ def natural_voice(
     if voices == ESPEAK:
         return utterance
     rng = random.Random(f"{seed}-pretrain-{utterance.split}-{index}-engine")
-    shares = engine_shares(espeak_share)
     engine = rng.choices(tuple(shares), weights=tuple(shares.values()))[0]
     if engine == ESPEAK:
         return utterance
@@ -292,6 +291,7 @@ def plan_pretraining(
     if channels != "mixed" and wideband_share != WIDEBAND_SHARE:
         raise ValueError(f"a wideband share ({wideband_share}) is a share of --channels mixed, not of {channels}")
     draw_channel = partial(draw_mixed, wideband_share=wideband_share) if channels == "mixed" else CHANNELS[channels]
+    shares = engine_shares(espeak_share) if voices != ESPEAK else {}
     plan = []
     for split, n in zip(SPLITS, (n_train, n_heldout)):
         for index, text in enumerate(pretraining_sentences(seed, split, n)):
@@ -301,7 +301,7 @@ def plan_pretraining(
                 file=f"{split}/{split}_{index:05d}.flac", split=split, text=text, voice=voice,
                 speed=speed, pitch=pitch, amplitude=rng.randint(*AMPLITUDE), channel=draw_channel(rng),
             )
-            plan.append(natural_voice(utterance, seed, index, voices, espeak_share))
+            plan.append(natural_voice(utterance, seed, index, voices, shares))
     return plan
 
 
