@@ -369,10 +369,8 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"device {device}, torch {torch.__version__}, {os.cpu_count()} CPUs")
 
     voices = "" if args.voices == pretrain.ESPEAK else f"-{args.voices}"
-    if args.voices != pretrain.ESPEAK and args.espeak_share != pretrain.ESPEAK_SHARE:
-        voices += f"-espeak{args.espeak_share:g}"
-    if args.wideband_share != pretrain.WIDEBAND_SHARE:
-        voices += f"-wideband{args.wideband_share:g}"
+    moved = pretrain.moved_shares(args.voices, args.espeak_share, args.wideband_share)
+    voices += "".join(f"-{name.removesuffix('_share')}{share:g}" for name, share in moved.items())
     corpus_dir = args.corpus or REPO / ".cache" / f"pretrain-corpus-{args.channels}{voices}-seed{args.seed}-{args.n_train}-{args.n_heldout}"
     metadata = corpus_dir / "metadata.csv"
     t0 = time.perf_counter()

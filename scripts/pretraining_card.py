@@ -70,9 +70,11 @@ def recorded(split: dict) -> str:
 
 def share_args(args: dict) -> str:
     """The corpus call's ``espeak_share`` and ``wideband_share`` arguments, where the run set one other than the table's."""
-    share, wide = args.get("espeak_share", pretrain.ESPEAK_SHARE), args.get("wideband_share", pretrain.WIDEBAND_SHARE)
-    espeak = f", espeak_share={share:g}" if args.get("voices") == "natural" and share != pretrain.ESPEAK_SHARE else ""
-    return espeak + (f", wideband_share={wide:g}" if wide != pretrain.WIDEBAND_SHARE else "")
+    moved = pretrain.moved_shares(
+        args.get("voices", pretrain.ESPEAK), args.get("espeak_share", pretrain.ESPEAK_SHARE),
+        args.get("wideband_share", pretrain.WIDEBAND_SHARE),
+    )
+    return "".join(f", {name}={share:g}" for name, share in moved.items())
 
 
 def natural_voices_text(data: dict, voices: str) -> str:

@@ -254,6 +254,12 @@ def engine_shares(espeak_share: float) -> dict[str, float]:
     }
 
 
+def moved_shares(voices: str, espeak_share: float, wideband_share: float) -> dict[str, float]:
+    """The shares a run moved from the tables, by argument name: its corpus folder and its card name them."""
+    moved = {"espeak_share": espeak_share} if voices != ESPEAK and espeak_share != ESPEAK_SHARE else {}
+    return moved | ({"wideband_share": wideband_share} if wideband_share != WIDEBAND_SHARE else {})
+
+
 def natural_voice(
     utterance: PretrainUtterance, seed: int, index: int, voices: str, shares: dict[str, float]
 ) -> PretrainUtterance:
