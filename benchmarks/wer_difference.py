@@ -11,11 +11,16 @@ worse (the paired bootstrap of Bisani and Ney, ICASSP 2004). The first model is 
     python benchmarks/wer_difference.py old=<old fine-tuned> "run 10=<run 10 fine-tuned>" --name wer_difference
 
 An interval that contains 0 means the set cannot tell the two models apart.
+
+``--heldout DIR`` adds the held-out split of a pre-training corpus folder (``scripts/pretraining_corpus.py``:
+sentences and voices its training split lacks), one set per engine group. It is larger than the unseen
+set and measures no goal, so a choice can be made on it and then checked on the unseen set.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -26,8 +31,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from asr_helpers.audio import load_audio  # noqa: E402
 from asr_helpers.inference import load_trained, transcribe  # noqa: E402
 from asr_helpers.metrics import count_errors  # noqa: E402
+from asr_helpers.text import normalize_text  # noqa: E402
 from domain_shift import load_sets  # noqa: E402
 
 RESAMPLES = 10_000
@@ -58,6 +65,24 @@ def paired_bootstrap(
         "high": round(float(high), 4),
         "share_not_worse": round(float(np.mean(differences <= 0)), 4),
     }
+
+
+def heldout_sets(folder: Path) -> dict[str, tuple[list[np.ndarray], list[str], list[str]]]:
+    """The held-out rows of a pre-training corpus folder, as two sets: espeak-ng voices, and flite's and festival's."""
+    metadata = folder / "metadata.csv"
+    if not metadata.is_file():
+        raise SystemExit(f"--heldout {folder}: no metadata.csv (a folder that scripts/pretraining_corpus.py wrote)")
+    with metadata.open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row["split"] == "heldout"]
+    if not rows:
+        raise SystemExit(f"--heldout {folder}: metadata.csv has no heldout rows")
+    sets = {}
+    for name, engines in ((f"{folder.name} espeak-ng", {"espeak-ng"}), (f"{folder.name} flite, festival", {"flite", "festival"})):
+        chosen = [row for row in rows if row["engine"] in engines]
+        if chosen:
+            sets[name] = ([load_audio(folder / row["file"]) for row in chosen],
+                          [normalize_text(row["transcription"]) for row in chosen], [])
+    return sets
 
 
 def compare(models: dict[str, Path], sets: dict) -> dict[str, dict]:
@@ -96,6 +121,8 @@ def print_table(results: dict[str, dict], baseline: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", metavar="LABEL=folder", help="fine-tuned models; the first is the baseline")
+    parser.add_argument("--heldout", type=Path, action="append", default=[], metavar="DIR",
+                        help="also a pre-training corpus folder's held-out split (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--note", default="", help="a sentence on where the models come from, kept in the result")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -108,7 +135,10 @@ def main() -> None:
     if len(models) < 2:
         raise SystemExit("give at least two models: a baseline, then the ones to compare with it")
     torch.set_num_threads(args.threads)
-    results = compare(models, load_sets())
+    sets = load_sets()
+    for folder in args.heldout:
+        sets |= heldout_sets(folder)
+    results = compare(models, sets)
     baseline = next(iter(models))
     print_table(results, baseline)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 
+import csv
 import inspect
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2ForCTC, pipeline
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
@@ -272,6 +274,39 @@ def test_swapping_the_models_mirrors_the_interval():
     assert forward["difference"] == -backward["difference"]
     assert (forward["low"], forward["high"]) == pytest.approx((-backward["high"], -backward["low"]), abs=1e-4)
     assert forward["low"] < forward["difference"] < forward["high"]
+
+
+def _corpus_folder(folder, rows):
+    """A pre-training corpus folder as scripts/pretraining_corpus.py writes it: metadata.csv and FLAC files."""
+    (folder / "heldout").mkdir(parents=True)
+    with (folder / "metadata.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "split", "transcription", "engine"])
+        for i, (split, text, engine, rate) in enumerate(rows):
+            name = f"heldout/row_{i}.flac"
+            sf.write(folder / name, np.full(rate // 4, 0.1 * (i + 1), dtype=np.float32), rate)
+            writer.writerow([name, split, text, engine])
+
+
+def test_heldout_sets_split_a_corpus_folder_by_engine(tmp_path):
+    folder = tmp_path / "pretrain-corpus-seed21"
+    _corpus_folder(folder, [("heldout", "Grain, without drive!", "espeak-ng", 8000), ("train", "not this one", "espeak-ng", 8000),
+                            ("heldout", "blame played song", "flite", 16000), ("heldout", "i love gardening", "festival", 16000)])
+    sets = wer_difference.heldout_sets(folder)
+
+    assert list(sets) == ["pretrain-corpus-seed21 espeak-ng", "pretrain-corpus-seed21 flite, festival"]
+    arrays, references, groups = sets["pretrain-corpus-seed21 espeak-ng"]
+    assert references == ["GRAIN WITHOUT DRIVE"] and groups == []
+    assert len(arrays[0]) == 4000  # a quarter second at 8 kHz, resampled to the model's 16 kHz
+    assert sets["pretrain-corpus-seed21 flite, festival"][1] == ["BLAME PLAYED SONG", "I LOVE GARDENING"]
+
+
+def test_heldout_sets_name_the_folder_that_is_not_a_corpus(tmp_path):
+    with pytest.raises(SystemExit, match=f"--heldout {tmp_path}: no metadata.csv"):
+        wer_difference.heldout_sets(tmp_path)
+    _corpus_folder(tmp_path / "c", [("train", "only training rows", "espeak-ng", 8000)])
+    with pytest.raises(SystemExit, match="metadata.csv has no heldout rows"):
+        wer_difference.heldout_sets(tmp_path / "c")
 
 
 def test_every_base_label_keeps_its_own_fine_tuned_model():

@@ -543,21 +543,25 @@ def test_the_card_names_the_shares_a_run_set_and_what_minutes_did() -> None:
 
 
 def test_the_shipped_checkpoint_is_natural_voices_run_18() -> None:
-    """natural_voices.md calls the shipped checkpoint run 18: its measurement there and the card's
-    (domain_shift.json's "shipped") are the same rates, before and after the course's fine-tune."""
+    """natural_voices.md calls the shipped checkpoint run 18: before fine-tuning, its measurement there and the
+    card's (domain_shift.json's "shipped") are the same rates; after the fine-tune, the card's are those of
+    today's recipe, "run 18, fine-tuned at 5e-4", and "run 18" (the recipe of then) differs from it."""
     results = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "natural_voices.json").read_text())["results"]
     shipped = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "domain_shift.json").read_text())["results"]["shipped"]
-    for stage in ("base", "fine_tuned"):
-        assert results["run 18"][stage] == shipped[stage]
-        assert results["run 18"]["natural"][stage] == shipped["natural"][stage]
+    assert results["run 18"]["base"] == shipped["base"] and results["run 18"]["natural"]["base"] == shipped["natural"]["base"]
+    assert results["run 18, fine-tuned at 5e-4"] == shipped
+    assert results["run 18"]["fine_tuned"] != shipped["fine_tuned"]
+    assert json.loads((SCRIPTS.parent / "asr_helpers" / "recipes.json").read_text())["course"]["learning_rate"] == 5e-4
 
 
 def test_readme_quotes_the_natural_voice_measurements() -> None:
     """The README's paragraph on voices of recorded speakers quotes benchmarks/results/natural_voices.json:
     for each checkpoint it names, after the course's fine-tune, the range of greedy CER over the held-out
-    voices, and the course test and unseen-set WER; and the paired-bootstrap intervals of wer_difference.json
-    for the unseen set."""
-    results = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "natural_voices.json").read_text())["results"]
+    voices, and the course test and unseen-set WER (old and run 18 with today's recipe, the runs before with
+    the learning rate of then); and the paired-bootstrap differences of wer_difference_recipe.json (the
+    learning rates, with the pre-training held-out rows) and wer_difference_lr5e-4.json (run 18 against old)."""
+    results_dir = SCRIPTS.parent / "benchmarks" / "results"
+    results = json.loads((results_dir / "natural_voices.json").read_text())["results"]
     readme = (SCRIPTS.parent / "README.md").read_text()
     paragraph = " ".join(readme.split("How much larger:")[1].split("\n\n")[0].split())
 
@@ -568,13 +572,28 @@ def test_readme_quotes_the_natural_voice_measurements() -> None:
     def tuned(label: str, split: str) -> str:
         return f"{results[label]['fine_tuned']['none'][split]:.3f}"
 
-    quoted = [f"WER {span('old', 'wer')}", f"CER {span('old', 'cer')}", span("new", "cer"), tuned("new", "course_test"), tuned("new", "unseen")]
+    old, shipped = "old, fine-tuned at 5e-4", "run 18, fine-tuned at 5e-4"
+    quoted = [f"WER {span(old, 'wer')}", f"CER {span(old, 'cer')}", f"CER {span(shipped, 'cer')}",
+              tuned(shipped, "course_test"), tuned(shipped, "unseen"), tuned(old, "course_test"), tuned(old, "unseen")]
+    quoted += [span("new", "cer"), tuned("new", "course_test"), tuned("new", "unseen")]
     for run in ("run 8", "run 9", "run 10", "run 11", "run 15", "run 18"):
         quoted += [span(run, "cer"), tuned(run, "unseen")]
     quoted += [tuned(run, "course_test") for run in ("run 8", "run 10", "run 11", "run 15", "run 18")]
-    quoted += [tuned("old", "unseen")]
-    bootstrap = json.loads((SCRIPTS.parent / "benchmarks" / "results" / "wer_difference.json").read_text())["results"]["unseen"]
-    for run in ("run 8", "run 10", "run 11", "run 15", "run 18"):
-        versus = bootstrap["against_old"][run]
-        quoted += [f"{versus['difference']:+.3f} ", f"{versus['low']:.3f} to {versus['high']:+.3f}"]
+    quoted += [tuned("old", "unseen"), f"{results['run 18']['base']['none']['unseen']:.3f} against {results['old']['base']['none']['unseen']:.3f}"]
+
+    def interval(versus: dict) -> str:
+        return f"{versus['low']:+.3f} to {versus['high']:+.3f}"
+
+    recipe = json.loads((results_dir / "wer_difference_recipe.json").read_text())["results"]
+    before, now, lower = "run 18, learning rate 1e-3", "run 18, learning rate 5e-4", "run 18, learning rate 3e-4"
+    unseen, course = recipe["unseen"]["against_" + before][now], recipe["course_test"]["against_" + before]
+    quoted += [f"{unseen['difference']:+.3f}, 95 % interval {interval(unseen)}", f"({interval(course[now])})",
+               f"{course[lower]['difference']:.3f} ({recipe['course_test']['wer'][lower]:.3f}; 95 % interval {interval(course[lower])})"]
+    heldout = [name for name in recipe if name.endswith(" espeak-ng")]
+    quoted += [" and ".join(f"{recipe[name]['wer'][label]:.3f}" for name in heldout) for label in (before, now)]
+    quoted += [f"{sum(recipe[name]['files'] for name in heldout)} espeak-ng recordings"]
+    versus_old = json.loads((results_dir / "wer_difference_lr5e-4.json").read_text())["results"]
+    for split in ("course_test", "unseen"):
+        versus = versus_old[split]["against_old"]["run 18"]
+        quoted += [f"({versus['difference']:+.3f}, {interval(versus)})"]
     assert [figure for figure in quoted if figure not in paragraph] == []
